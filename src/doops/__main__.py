@@ -1,0 +1,3 @@
+from doops.cli import main
+
+main()

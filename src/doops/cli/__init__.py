@@ -1,0 +1,169 @@
+"""The doops command tree. Thin: parse options, build the context, call one service, render.
+
+Subcommands are imported lazily so ``doops --help`` stays fast and never imports pydo, boto3, psycopg or
+prometheus-api-client.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from doops import __version__
+from doops.errors import DoopsError, ExitCode
+
+# name -> (module, attribute, short help shown by `doops --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
+}
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class LazyGroup(click.Group):
+    """Loads subcommands on use; also the one place errors become exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, attr, _ = COMMANDS[cmd_name]
+            cmd: click.Command = getattr(importlib.import_module(module), attr)
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        code = run_guarded(lambda: super(LazyGroup, self).main(
+            args=args, prog_name=prog_name or "doops", complete_var=complete_var, standalone_mode=False, **extra
+        ))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def run_guarded(fn: Any) -> int:
+    """Run the command; map every outcome to the exit-code table (docs/exit-codes.md)."""
+    debug = "--debug" in sys.argv or os.environ.get("DOOPS_DEBUG") == "1"
+    ctx_obj: Any = None
+    try:
+        rv = fn()
+        return int(rv) if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        _error("interrupted", None)
+        return ExitCode.INTERRUPTED
+    except click.UsageError as exc:
+        # Click's own usage errors are bad input too: exit 4, one line, a hint.
+        hint = None
+        if exc.ctx is not None:
+            hint = f"see `{exc.ctx.command_path} --help`"
+        _error(exc.format_message(), hint)
+        return ExitCode.USAGE
+    except click.ClickException as exc:
+        _error(exc.format_message(), None)
+        return ExitCode.USAGE
+    except DoopsError as exc:
+        if debug or getattr(ctx_obj, "debug", False):
+            import traceback
+
+            from doops.secrets import mask
+
+            sys.stderr.write(mask(traceback.format_exc()))
+        _error(exc.message, exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted", None)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as exc:  # the last line of defence: a bug must still not print a traceback
+        from doops.secrets import mask
+
+        if debug:
+            import traceback
+
+            sys.stderr.write(mask(traceback.format_exc()))
+        _error(f"internal error: {type(exc).__name__}: {exc}", "re-run with --debug and report it")
+        return ExitCode.UNKNOWN
+
+
+def _error(message: str, hint: str | None) -> None:
+    from doops.secrets import mask
+
+    line = f"doops: error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    sys.stderr.write(mask(line.replace("\n", " ")) + "\n")
+    sys.stderr.flush()
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("--context", "context_name", metavar="NAME", envvar="DIGITALOCEAN_CONTEXT",
+              help="doctl auth context to take the token from.")
+@click.option("--config", "config_path", metavar="PATH", envvar="DOOPS_CONFIG",
+              help="doops config file (env DOOPS_CONFIG; default ~/.config/doops/doops.yaml).")
+@click.option("-o", "--output", "output", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True, help="Result format.")
+@click.option("--format", "columns", metavar="COL,COL", help="Table columns to show, in order.")
+@click.option("--no-header", is_flag=True, help="Tables: tab-separated rows without a header.")
+@click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
+@click.option("-v", "--verbose", count=True, help="More progress on stderr.")
+@click.option("--debug", is_flag=True, help="HTTP trace and tracebacks on stderr, secrets masked.")
+@click.option("--api-url", metavar="URL", envvar="DIGITALOCEAN_API_URL",
+              help="DigitalOcean API endpoint (env DIGITALOCEAN_API_URL; default https://api.digitalocean.com).")
+@click.option("--access-token", metavar="TOKEN", help="API token (prefer DIGITALOCEAN_ACCESS_TOKEN).")
+@click.version_option(__version__, prog_name="doops")
+@click.pass_context
+def cli(ctx: click.Context, context_name: str | None, config_path: str | None, output: str,
+        columns: str | None, no_header: bool, no_color: bool, verbose: int, debug: bool,
+        api_url: str | None, access_token: str | None) -> None:
+    """doops: operate and observe the learnhub platform on DigitalOcean.
+
+    \b
+    Examples:
+      doops auth status
+      doops sandbox up && eval "$(doops sandbox env)"
+      doops -o json auth status
+    """
+    from doops.context import AppContext, color_enabled
+    from doops.logs import setup_logging
+    from doops.output import OutputOptions
+
+    setup_logging(verbose, debug)
+    if access_token:
+        from doops import secrets
+
+        secrets.register(access_token)
+    app = AppContext(
+        config_path=config_path,
+        config_explicit=bool(config_path),
+        context=context_name,
+        access_token=access_token,
+        api_url=api_url,
+        output=OutputOptions(
+            fmt=output,
+            columns=[c for c in columns.split(",") if c.strip()] if columns else None,
+            no_header=no_header,
+            color=color_enabled(no_color),
+        ),
+        verbose=verbose,
+        debug=debug,
+    )
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def main() -> None:
+    cli.main(prog_name="doops")

@@ -1,0 +1,155 @@
+"""The DigitalOcean client: the only code that touches pydo.
+
+It turns pydo's mixed return-or-raise behaviour into one contract: a call returns the parsed body of a
+2xx answer or raises a doops ApiError carrying DigitalOcean's ``id``, ``message`` and ``request_id``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from doops.clients.http import ResilientHttp
+from doops.clients.models import Account, DatabaseBackup, DatabaseCluster, DatabaseReplica
+from doops.errors import ApiError, ApiUnreachable, UsageError, api_error_for
+
+DEFAULT_API_URL = "https://api.digitalocean.com"
+PER_PAGE = 200
+MAX_PAGES = 10_000
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_url(url: str) -> tuple[str, bool]:
+    """Validate an endpoint override; returns (url, enforce_https). http:// only for loopback hosts."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"invalid API URL {url!r}", hint="use https://host[:port] (http:// only for 127.0.0.1)")
+    if parts.scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            raise UsageError(
+                f"refusing plain http:// API URL for non-loopback host {parts.hostname!r}: the token would "
+                "travel unencrypted",
+                hint="use https://, or http://127.0.0.1:PORT for a local twin",
+            )
+        return url.rstrip("/"), False
+    return url.rstrip("/"), True
+
+
+class DOClient:
+    def __init__(self, token: str, api_url: str = DEFAULT_API_URL, http: ResilientHttp | None = None) -> None:
+        self.api_url, self._enforce_https = check_api_url(api_url)
+        self._token = token
+        self.http = http or ResilientHttp()
+        self._pydo: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def request_count(self) -> int:
+        return self.http.stats.count
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._pydo is None:
+                import pydo
+                from azure.core.pipeline.policies import RetryPolicy
+
+                from doops.clients.transport import HttpxTransport
+
+                self._pydo = pydo.Client(
+                    token=self._token,
+                    endpoint=self.api_url,
+                    transport=HttpxTransport(self.http),
+                    retry_policy=RetryPolicy(retry_total=0),  # retries live in ResilientHttp
+                )
+            return self._pydo
+
+    def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        """Run pydo operation ``group.method``; 2xx body back, anything else raised as ApiError."""
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+        group, name = op.split(".", 1)
+        fn: Callable[..., Any] = getattr(getattr(self._client(), group), name)
+
+        def keep_status(pipeline_response: Any, deserialized: Any, headers: Any) -> tuple[int, Any, Any]:
+            return pipeline_response.http_response.status_code, deserialized, pipeline_response.http_response
+
+        if not self._enforce_https:
+            kwargs["enforce_https"] = False  # azure-core reads it per request; only loopback gets here
+        try:
+            status, body, resp = fn(*args, cls=keep_status, **kwargs)
+        except HttpResponseError as exc:
+            raise self._error_from_response(exc.response, exc) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise ApiUnreachable(f"cannot reach the DigitalOcean API at {self.api_url}: {exc}") from None
+        if status >= 400:
+            raise self._error_from_response(resp, None)
+        return body
+
+    def _error_from_response(self, resp: Any, exc: Exception | None) -> ApiError:
+        status = int(getattr(resp, "status_code", 0) or 0)
+        body: Any = None
+        try:
+            body = json.loads(resp.text()) if resp is not None else None
+        except (ValueError, TypeError, AttributeError):
+            body = None
+        error_id = body.get("id") if isinstance(body, dict) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        request_id = body.get("request_id") if isinstance(body, dict) else None
+        if resp is not None and not request_id:
+            request_id = resp.headers.get("x-request-id")
+        if not message:
+            message = (str(exc) if exc else "") or f"HTTP {status}"
+        method = path = ""
+        req = getattr(resp, "request", None)
+        if req is not None:
+            method = str(getattr(req, "method", ""))
+            path = urlsplit(str(getattr(req, "url", ""))).path
+        return api_error_for(status, error_id, message, request_id, method=method, path=path)
+
+    def paginate(self, op: str, key: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated list: per_page=200, following links.pages.next."""
+        items: list[dict[str, Any]] = []
+        page = 1
+        for _ in range(MAX_PAGES):
+            body = self.call(op, *args, per_page=PER_PAGE, page=page, **kwargs) or {}
+            items.extend(body.get(key) or [])
+            nxt = ((body.get("links") or {}).get("pages") or {}).get("next")
+            if not nxt:
+                break
+            next_page = int(parse_qs(urlsplit(nxt).query).get("page", ["0"])[0] or 0)
+            if next_page <= page:
+                break  # a broken link must not loop forever
+            page = next_page
+        return items
+
+    # Typed calls used by the services. Each converts pydo's dicts once, here.
+
+    def account(self) -> Account:
+        return Account.from_api(self.call("account.get"))
+
+    def list_database_clusters(self, tag: str | None = None) -> list[DatabaseCluster]:
+        body = self.call("databases.list_clusters", **({"tag_name": tag} if tag else {})) or {}
+        return [DatabaseCluster.from_api(d) for d in body.get("databases") or []]
+
+    def get_database_cluster(self, cluster_id: str) -> DatabaseCluster:
+        return DatabaseCluster.from_api(self.call("databases.get_cluster", cluster_id)["database"])
+
+    def list_replicas(self, cluster_id: str) -> list[DatabaseReplica]:
+        body = self.call("databases.list_replicas", cluster_id) or {}
+        return [DatabaseReplica.from_api(d) for d in body.get("replicas") or []]
+
+    def list_backups(self, cluster_id: str) -> list[DatabaseBackup]:
+        body = self.call("databases.list_backups", cluster_id) or {}
+        return [DatabaseBackup.from_api(d) for d in body.get("backups") or []]

@@ -1,0 +1,261 @@
+"""The doops config file: platform inventory, thresholds, recovery objectives.
+
+Secrets are never inline: the file names environment variables that hold them. The loader walks the YAML
+node tree so every error names the file, the line and the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doops.errors import ConfigError
+from doops.units import parse_duration, parse_size
+
+DEFAULT_CONFIG_NAME = "doops.yaml"
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "doops" / DEFAULT_CONFIG_NAME
+
+
+class Duration(float):
+    """Seconds; written in files as 90s, 2m, 1h."""
+
+
+class Size(int):
+    """Bytes; written in files as 1MiB, 512kB."""
+
+
+@dataclass
+class Objectives:
+    """Recovery objectives of PLATFORM.md; drills and failovers are judged against them."""
+
+    compute_rto: Duration = Duration(300)
+    database_rto: Duration = Duration(120)
+    storage_rpo: Duration = Duration(60)
+    dns_rto: Duration = Duration(60)
+
+
+@dataclass
+class Thresholds:
+    replica_lag_bytes: Size = Size(1024 * 1024)
+    replica_lag_seconds: Duration = Duration(5)
+    backup_max_age: Duration = Duration(86400)
+    deployment_stuck_after: Duration = Duration(900)
+    connection_usage_warn: float = 0.8
+    connection_usage_crit: float = 0.95
+    http_timeout: Duration = Duration(5)
+
+
+@dataclass
+class DatabaseConfig:
+    name: str
+    database: str = "defaultdb"
+    user: str | None = None
+    password_env: str | None = None  # env var with the password; default: the API's connection object
+    sslmode: str = "require"
+    heartbeat_table: str | None = None
+    replicas: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CacheConfig:
+    name: str
+    eviction_policy: str | None = None
+
+
+@dataclass
+class AppConfig:
+    name: str
+    health_path: str = "/healthz"
+
+
+@dataclass
+class FunctionsConfig:
+    namespace: str
+
+
+@dataclass
+class BucketConfig:
+    name: str
+    region: str = "nyc3"
+    replica: str | None = None
+    replica_region: str | None = None
+    replication_allowance: Duration = Duration(60)
+    lifecycle_prefixes: list[str] = field(default_factory=list)
+    compare_limit: int = 1000
+
+
+@dataclass
+class SpacesConfig:
+    endpoint_url: str | None = None  # default https://{region}.digitaloceanspaces.com
+    access_key_env: str = "SPACES_ACCESS_KEY_ID"
+    secret_key_env: str = "SPACES_SECRET_ACCESS_KEY"
+    buckets: list[BucketConfig] = field(default_factory=list)
+
+
+@dataclass
+class CachePolicy:
+    prefix: str
+    max_age: Duration
+
+
+@dataclass
+class CdnConfig:
+    origin: str
+    bucket: str | None = None
+    endpoint_url: str | None = None  # where to fetch sampled objects through the CDN
+    sample_paths: list[str] = field(default_factory=list)
+    cache_policy: list[CachePolicy] = field(default_factory=list)
+
+
+@dataclass
+class SloQuery:
+    name: str
+    query: str
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass
+class PrometheusConfig:
+    url: str | None = None
+    url_env: str = "PROMETHEUS_URL"
+    slo_queries: list[SloQuery] = field(default_factory=list)
+
+
+@dataclass
+class DatabasesSection:
+    primary: str | None = None
+    clusters: list[DatabaseConfig] = field(default_factory=list)
+    caches: list[CacheConfig] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    """The whole file. Anything not named is discovered from the API (optionally filtered by tag)."""
+
+    api_url: str | None = None
+    discover_tag: str | None = None
+    objectives: Objectives = field(default_factory=Objectives)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    databases: DatabasesSection = field(default_factory=DatabasesSection)
+    apps: list[AppConfig] = field(default_factory=list)
+    functions: list[FunctionsConfig] = field(default_factory=list)
+    spaces: SpacesConfig = field(default_factory=SpacesConfig)
+    cdn: list[CdnConfig] = field(default_factory=list)
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    source: str | None = None  # path it was read from, None for built-in defaults
+
+    def database(self, name: str | None = None) -> DatabaseConfig | None:
+        wanted = name or self.databases.primary
+        for db in self.databases.clusters:
+            if db.name == wanted:
+                return db
+        return None
+
+
+def load_config(path: str | os.PathLike[str] | None, *, explicit: bool) -> Config:
+    """Read the config. A missing default file gives defaults; a missing explicit file is an error."""
+    p = Path(path) if path else default_config_path()
+    if not p.exists():
+        if explicit:
+            raise ConfigError(f"config file {p} not found", hint="check --config / DOOPS_CONFIG, or remove it")
+        return Config()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    cfg = parse_config(text, str(p))
+    cfg.source = str(p)
+    return cfg
+
+
+def parse_config(text: str, filename: str = "<config>") -> Config:
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{filename}{line}: invalid YAML: {problem}", hint="fix the YAML syntax") from exc
+    if node is None:
+        return Config()
+    return typing.cast(Config, _build(Config, node, filename, ""))
+
+
+def _err(filename: str, node: Any, key: str, problem: str, hint: str | None = None) -> ConfigError:
+    line = node.start_mark.line + 1 if node is not None else 0
+    where = f"{filename}:{line}" if line else filename
+    return ConfigError(f"{where}: key '{key or '<root>'}': {problem}", hint=hint)
+
+
+def _build(tp: Any, node: Any, filename: str, key: str) -> Any:
+    import yaml
+
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return None
+        return _build(args[0], node, filename, key)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(node, yaml.SequenceNode):
+            raise _err(filename, node, key, "expected a list")
+        return [_build(item_tp, item, filename, f"{key}[{i}]") for i, item in enumerate(node.value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(node, yaml.MappingNode):
+            raise _err(filename, node, key, "expected a mapping")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source"}
+        kwargs: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            name = knode.value
+            sub = f"{key}.{name}" if key else name
+            if name not in fields:
+                raise _err(filename, knode, sub, "unknown key", hint="valid keys: " + ", ".join(fields))
+            kwargs[name] = _build(hints[name], vnode, filename, sub)
+        missing = [
+            n for n, f in fields.items()
+            if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise _err(filename, node, key, f"missing required key '{missing[0]}'")
+        return typing.cast(Any, tp)(**kwargs)
+    if not isinstance(node, yaml.ScalarNode):
+        raise _err(filename, node, key, f"expected a {getattr(tp, '__name__', tp)} value")
+    value = yaml.safe_load(yaml.serialize(node))
+    try:
+        if tp is Duration:
+            return Duration(parse_duration(value))
+        if tp is Size:
+            return Size(parse_size(value))
+        if tp is bool:
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
+            return value
+        if tp is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"expected a number, got {value!r}")
+            return float(value)
+        if tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"expected an integer, got {value!r}")
+            return value
+        if tp is str:
+            if value is None or isinstance(value, dict | list):
+                raise ValueError("expected a string")
+            return str(value)
+    except ValueError as exc:
+        raise _err(filename, node, key, str(exc)) from exc
+    return value

@@ -1,0 +1,73 @@
+"""The one context object every command builds its service call from."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from doops.config import Config, load_config
+from doops.output import OutputOptions
+
+if TYPE_CHECKING:
+    from doops.auth import TokenSource
+    from doops.clients.do import DOClient
+
+log = logging.getLogger("doops")
+
+
+@dataclass
+class AppContext:
+    config_path: str | None = None
+    config_explicit: bool = False
+    context: str | None = None
+    access_token: str | None = None
+    api_url: str | None = None
+    output: OutputOptions = field(default_factory=OutputOptions)
+    verbose: int = 0
+    debug: bool = False
+    _config: Config | None = None
+    _token: TokenSource | None = None
+    _do: DOClient | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path, explicit=self.config_explicit)
+        return self._config
+
+    @property
+    def token(self) -> TokenSource:
+        if self._token is None:
+            from doops.auth import resolve_token
+
+            self._token = resolve_token(self.access_token, self.context)
+        return self._token
+
+    def resolved_api_url(self) -> str:
+        from doops.clients.do import DEFAULT_API_URL
+
+        return self.api_url or self.config.api_url or DEFAULT_API_URL
+
+    @property
+    def do(self) -> DOClient:
+        if self._do is None:
+            from doops.clients.do import DOClient
+            from doops.clients.http import ResilientHttp
+
+            self._do = DOClient(self.token.token, self.resolved_api_url(), ResilientHttp(trace=self.debug))
+        return self._do
+
+    def close(self) -> None:
+        if self._do is not None:
+            self._do.http.close()
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def color_enabled(no_color_flag: bool) -> bool:
+    return not no_color_flag and "NO_COLOR" not in os.environ

@@ -1,0 +1,36 @@
+"""In-process runner for doops commands: stdout, stderr, exit code and parsed JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from click.testing import CliRunner
+
+from doops.cli import cli
+
+CANARY_TOKEN = "dop_v1_" + "c0ffee" * 10 + "cafe"
+
+
+@dataclass
+class Result:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_doops(args: list[str], env: dict[str, str] | None = None, input: str | None = None,
+              secrets: tuple[str, ...] = (CANARY_TOKEN,)) -> Result:
+    """Run doops in-process. Every run also checks that no known secret leaked into its output."""
+    runner = CliRunner()
+    res = runner.invoke(cli, args, env=env, input=input, catch_exceptions=False)
+    result = Result(stdout=res.stdout, stderr=res.stderr, exit_code=res.exit_code)
+    for secret in secrets:
+        assert secret not in result.stdout, "a secret leaked into stdout"
+        assert secret not in result.stderr, "a secret leaked into stderr"
+    return result
