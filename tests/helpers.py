@@ -34,3 +34,16 @@ def run_doops(args: list[str], env: dict[str, str] | None = None, input: str | N
         assert secret not in result.stdout, "a secret leaked into stdout"
         assert secret not in result.stderr, "a secret leaked into stderr"
     return result
+
+
+def wait_for(cond: Any, timeout: float = 30.0, what: str = "condition", interval: float = 0.05) -> Any:
+    """Poll ``cond()`` until it returns something truthy; fail after ``timeout`` seconds (no blind sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -19,6 +19,7 @@ from doops.errors import DoopsError, ExitCode
 # name -> (module, attribute, short help shown by `doops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
+    "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

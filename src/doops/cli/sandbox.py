@@ -1,0 +1,290 @@
+"""`doops sandbox`: a local DigitalOcean twin with real PostgreSQL, S3, CDN and apps."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from doops.context import AppContext
+from doops.output import render
+
+DIR_HELP = "Sandbox directory (default $XDG_STATE_HOME/doops/sandbox)."
+
+
+def _dir(path: str | None) -> Path:
+    from doops.sandbox.control import resolve_dir
+
+    return resolve_dir(path)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from doops.units import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group()
+def sandbox() -> None:
+    """Run a local DigitalOcean twin: real PostgreSQL primary and replicas, S3, CDN, apps.
+
+    \b
+    Example:
+      doops sandbox up --dir /tmp/sb && . /tmp/sb/env.sh
+      doops status
+      doops sandbox fault db-lag learnhub-db-ams3
+      doops sandbox down --dir /tmp/sb
+    """
+
+
+@sandbox.command("up")
+@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@click.option("--scenario", metavar="FILE", help="Scenario YAML merged onto the default (PLATFORM.md).")
+@click.option("--latency", type=click.IntRange(0, 60_000), metavar="MS", help="API latency to add to every call.")
+@click.option("--ttl", default="4h", show_default=True, callback=_duration,
+              help="Stop by itself after this long (0 = never), so none is left running by accident.")
+@click.pass_obj
+def up(app: AppContext, dir_: str | None, scenario: str | None, latency: int | None, ttl: float) -> None:
+    """Start the sandbox detached, wait until ready, print its env.sh.
+
+    Writes DIR/env.sh (export lines for DIGITALOCEAN_API_URL, DIGITALOCEAN_ACCESS_TOKEN, DOOPS_CONFIG,
+    AWS_ENDPOINT_URL_S3, the Spaces keys and PROMETHEUS_URL) and DIR/doops.yaml. On a running sandbox it
+    says so and exits 0.
+
+    \b
+    Example:
+      eval "$(doops sandbox up --dir /tmp/sb)"
+    """
+    from doops.ops import sandbox as ops
+
+    d = _dir(dir_)
+    with _progress(app, f"starting sandbox in {d}"):
+        result = ops.up(d, scenario, latency, ttl)
+    if result.already_running:
+        click.echo(f"doops: sandbox already running in {d}", err=True)
+    else:
+        click.echo(f"doops: sandbox ready in {result.ready_seconds:.1f}s ({d})", err=True)
+    for note in result.notes:
+        click.echo(f"doops: note: {note}", err=True)
+    if app.output.fmt == "table":
+        sys.stdout.write(result.env)
+    else:
+        render(result, app.output)
+
+
+@sandbox.command("env")
+@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+def env(dir_: str | None) -> None:
+    """Print the running sandbox's env.sh.
+
+    \b
+    Example:
+      eval "$(doops sandbox env)"
+    """
+    from doops.ops import sandbox as ops
+
+    sys.stdout.write(ops.env(_dir(dir_)))
+
+
+@sandbox.command("status")
+@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@click.pass_obj
+def status(app: AppContext, dir_: str | None) -> None:
+    """Each process of the sandbox: kind, pid, port, health, and the active faults.
+
+    Exit 0 when running and healthy, 1 when a component is down, 3 when not running.
+
+    \b
+    Example:
+      doops sandbox status
+    """
+    from doops.errors import ExitCode
+    from doops.ops import sandbox as ops
+
+    result = ops.status(_dir(dir_))
+    render(result, app.output)
+    if not result.running:
+        click.echo(f"doops: no sandbox running in {result.dir}", err=True)
+        raise click.exceptions.Exit(ExitCode.UNKNOWN)
+    if not all(c.healthy for c in result.components):
+        raise click.exceptions.Exit(ExitCode.WARNING)
+
+
+@sandbox.command("down")
+@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@click.option("--keep", is_flag=True, help="Keep the data directory (databases, logs).")
+@click.pass_obj
+def down(app: AppContext, dir_: str | None, keep: bool) -> None:
+    """Stop every process the sandbox started and remove its data (unless --keep).
+
+    Works after a crash of the sandbox too: leftover processes are found by their pid files.
+
+    \b
+    Example:
+      doops sandbox down --dir /tmp/sb
+    """
+    from doops.ops import sandbox as ops
+
+    render(ops.down(_dir(dir_), keep), app.output)
+
+
+@sandbox.group("fault")
+def fault() -> None:
+    """Inject faults into the running sandbox (see `doops sandbox fault clear`).
+
+    \b
+    Example:
+      doops sandbox fault http-error --status 503 --rate 1 --route '/v2/apps*'
+    """
+
+
+def _apply(app: AppContext, dir_: str | None, spec: dict[str, Any]) -> None:
+    from doops.ops import sandbox as ops
+
+    render(ops.fault(_dir(dir_), spec), app.output)
+
+
+dir_option = click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+
+
+@fault.command("latency")
+@click.option("--ms", type=click.IntRange(0, 60_000), required=True, help="Milliseconds to add.")
+@click.option("--route", metavar="GLOB", help="Only API paths matching this glob, e.g. '/v2/apps*'.")
+@dir_option
+@click.pass_obj
+def latency(app: AppContext, ms: int, route: str | None, dir_: str | None) -> None:
+    """Add latency to API answers.
+
+    \b
+    Example:
+      doops sandbox fault latency --ms 200 --route '/v2/databases*'
+    """
+    _apply(app, dir_, {"kind": "latency", "ms": ms, "route": route})
+
+
+@fault.command("http-error")
+@click.option("--status", "status_", type=click.IntRange(400, 599), required=True, help="HTTP status to answer.")
+@click.option("--rate", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Share of requests.")
+@click.option("--route", metavar="GLOB", help="Only API paths matching this glob.")
+@dir_option
+@click.pass_obj
+def http_error(app: AppContext, status_: int, rate: float, route: str | None, dir_: str | None) -> None:
+    """Answer API requests with an error (DigitalOcean's error body).
+
+    \b
+    Example:
+      doops sandbox fault http-error --status 503 --route '/v2/apps*'
+    """
+    _apply(app, dir_, {"kind": "http-error", "status": status_, "rate": rate, "route": route})
+
+
+@fault.command("throttle")
+@click.option("--per-minute", type=click.IntRange(0, 100_000), required=True, help="Per-token budget per minute.")
+@dir_option
+@click.pass_obj
+def throttle(app: AppContext, per_minute: int, dir_: str | None) -> None:
+    """Lower the API rate limit.
+
+    \b
+    Example:
+      doops sandbox fault throttle --per-minute 10
+    """
+    _apply(app, dir_, {"kind": "throttle", "per_minute": per_minute})
+
+
+@fault.command("db-stop")
+@click.argument("cluster")
+@dir_option
+@click.pass_obj
+def db_stop(app: AppContext, cluster: str, dir_: str | None) -> None:
+    """Kill the primary server of a database cluster (a crash).
+
+    \b
+    Example:
+      doops sandbox fault db-stop learnhub-db
+    """
+    _apply(app, dir_, {"kind": "db-stop", "cluster": cluster})
+
+
+@fault.command("db-lag")
+@click.argument("replica")
+@dir_option
+@click.pass_obj
+def db_lag(app: AppContext, replica: str, dir_: str | None) -> None:
+    """Pause WAL replay on a standby or read replica, so it falls behind.
+
+    \b
+    Example:
+      doops sandbox fault db-lag learnhub-db-ams3
+    """
+    _apply(app, dir_, {"kind": "db-lag", "replica": replica})
+
+
+@fault.command("app-unhealthy")
+@click.argument("app_name", metavar="APP")
+@click.option("--component", metavar="C", help="Only this component (default: all).")
+@dir_option
+@click.pass_obj
+def app_unhealthy(app: AppContext, app_name: str, component: str | None, dir_: str | None) -> None:
+    """Make an app's live server fail its health check (503 on /healthz).
+
+    \b
+    Example:
+      doops sandbox fault app-unhealthy learnhub-api --component ws
+    """
+    _apply(app, dir_, {"kind": "app-unhealthy", "app": app_name, "component": component})
+
+
+@fault.command("spaces-replication")
+@click.argument("action", type=click.Choice(["pause", "resume"]))
+@dir_option
+@click.pass_obj
+def spaces_replication(app: AppContext, action: str, dir_: str | None) -> None:
+    """Pause or resume replication from learnhub-media to learnhub-media-ams3.
+
+    \b
+    Example:
+      doops sandbox fault spaces-replication pause
+    """
+    _apply(app, dir_, {"kind": "spaces-replication", "action": action})
+
+
+@fault.command("clear")
+@dir_option
+@click.pass_obj
+def clear(app: AppContext, dir_: str | None) -> None:
+    """Remove every fault (a killed database server stays stopped).
+
+    \b
+    Example:
+      doops sandbox fault clear
+    """
+    _apply(app, dir_, {"kind": "clear"})
+
+
+class _progress:
+    """A spinner on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, app: AppContext, text: str) -> None:
+        self.text = text
+        self.status: Any = None
+        self.enabled = sys.stderr.isatty()
+
+    def __enter__(self) -> _progress:
+        if self.enabled:
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status(self.text)
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)

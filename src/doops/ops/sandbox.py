@@ -1,0 +1,115 @@
+"""Services behind `doops sandbox`: typed results, no printing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doops.errors import UsageError
+from doops.output import TableSection
+from doops.sandbox import control
+
+
+@dataclass
+class SandboxUp:
+    dir: str
+    already_running: bool
+    ready_seconds: float
+    api_url: str
+    env_file: str
+    env: str
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_data(self) -> dict[str, Any]:
+        # env.sh holds the sandbox's token: json/yaml carry its path, not its text.
+        return {"dir": self.dir, "already_running": self.already_running, "ready_seconds": self.ready_seconds,
+                "api_url": self.api_url, "env_file": self.env_file, "timings": self.timings, "notes": self.notes}
+
+
+@dataclass
+class Component:
+    name: str
+    kind: str
+    pid: int | None
+    port: int | None
+    healthy: bool
+    region: str = ""
+
+
+@dataclass
+class SandboxStatus:
+    dir: str
+    running: bool
+    api_url: str | None
+    components: list[Component]
+    faults: list[dict[str, Any]]
+
+    def table_sections(self) -> list[TableSection]:
+        rows = [[c.name, c.kind, c.region or "-", c.pid, c.port, "ok" if c.healthy else "DOWN"]
+                for c in self.components]
+        sections = [TableSection(columns=["name", "kind", "region", "pid", "port", "health"], rows=rows,
+                                 title=f"sandbox {self.dir}: {'running' if self.running else 'not running'}",
+                                 styles={"ok": "green", "DOWN": "bold red"})]
+        if self.faults:
+            sections.append(TableSection(columns=["fault", "detail"], title="active faults",
+                                         rows=[[f.get("kind"), _fault_detail(f)] for f in self.faults]))
+        return sections
+
+
+def _fault_detail(f: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in f.items() if k not in ("kind", "id") and v not in (None, ""))
+
+
+@dataclass
+class FaultApplied:
+    kind: str
+    applied: dict[str, Any]
+    note: str | None = None
+
+
+def up(d: Path, scenario: str | None, latency_ms: int | None, ttl: float) -> SandboxUp:
+    spawned = control.spawn(d, scenario, latency_ms, ttl)
+    state = spawned.state
+    env_file = d / control.ENV_FILE
+    return SandboxUp(
+        dir=str(d), already_running=spawned.already_running,
+        ready_seconds=round(spawned.seconds, 2) if not spawned.already_running else 0.0,
+        api_url=str(state.get("api_url")), env_file=str(env_file), env=env_file.read_text(),
+        timings=dict(state.get("timings") or {}), notes=list(state.get("notes") or []),
+    )
+
+
+def require_running(d: Path) -> dict[str, Any]:
+    state = control.running_state(d)
+    if not state:
+        raise UsageError(f"no sandbox running in {d}", hint="start one with `doops sandbox up`")
+    return state
+
+
+def env(d: Path) -> str:
+    require_running(d)
+    return (d / control.ENV_FILE).read_text()
+
+
+def status(d: Path) -> SandboxStatus:
+    state = control.running_state(d)
+    if not state:
+        return SandboxStatus(str(d), False, None, [], [])
+    data = control.control(state, "GET", "/status")
+    comps = [Component(c["name"], c["kind"], c.get("pid"), c.get("port"), bool(c["healthy"]), c.get("region", ""))
+             for c in data["components"]]
+    return SandboxStatus(str(d), True, state.get("api_url"), comps, list(data.get("faults") or []))
+
+
+def down(d: Path, keep: bool) -> control.Stopped:
+    if not d.exists():
+        raise UsageError(f"no sandbox in {d}", hint="pass the --dir given to `doops sandbox up`")
+    return control.stop(d, keep=keep)
+
+
+def fault(d: Path, spec: dict[str, Any]) -> FaultApplied:
+    state = require_running(d)
+    data = control.control(state, "POST", "/fault", spec)
+    return FaultApplied(kind=str(spec["kind"]), applied=data.get("applied") or {}, note=data.get("note"))

@@ -1,0 +1,217 @@
+"""Pluggable backends: where the twin gets facts it cannot invent.
+
+The twin answers the DigitalOcean API from in-memory state, but a few answers must come from the real
+local servers the sandbox runs (PostgreSQL, Valkey, the CDN cache, the app processes). Each such fact goes
+through one of the small protocols below; the lead writes adapters to the real servers, and the
+in-memory fakes here are used by the twin's own tests (and when no real server is plugged in).
+
+Contract shared by all protocols:
+- Methods are called from the HTTP server's request threads while the twin holds its world lock:
+  implementations must be thread-safe and fast (every API request waits meanwhile). Long work (a
+  restore) is started, not awaited; ``connection`` is called on every cluster read, so cache it.
+- Returning ``None`` where allowed means "I do not know this resource": the twin then synthesises a
+  plausible DigitalOcean-looking value (e.g. a ``*.db.ondigitalocean.com`` host).
+- Exceptions raised by a backend become a DigitalOcean 500 error answer (logged, never swallowed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "AppBackend",
+    "BackupInfo",
+    "CdnBackend",
+    "ConnectionInfo",
+    "DatabaseBackend",
+    "FakeAppBackend",
+    "FakeCdnBackend",
+    "FakeDatabaseBackend",
+]
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """Where a cluster (or replica) really listens; the password is never logged by the twin."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    ssl: bool = False
+
+    def masked(self) -> str:
+        """A loggable form of the connection (password masked)."""
+        return f"{self.user}:***@{self.host}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """One backup as the API lists it."""
+
+    created_at: datetime
+    size_gb: float
+
+
+@runtime_checkable
+class DatabaseBackend(Protocol):
+    """The real database servers behind the managed clusters.
+
+    Names, not uuids: the backend knows clusters by their DigitalOcean name (``learnhub-db``) and replicas
+    by (cluster name, replica name).
+    """
+
+    def connection(self, cluster_name: str, replica_name: str | None = None) -> ConnectionInfo | None:
+        """Connection of a cluster (replica_name None) or of one of its read replicas.
+
+        ``None`` means "not known / not ready": for a cluster being restored the twin reports status
+        ``creating`` until this returns a value, then ``online`` with this connection.
+        After ``promote(c, r)`` the twin asks for the promoted cluster as ``connection(r)``.
+        """
+        ...
+
+    def promote(self, cluster_name: str, replica_name: str) -> None:
+        """Promote a read replica to a standalone primary (synchronously; raise on failure)."""
+        ...
+
+    def restore(self, source_cluster_name: str, target_time: datetime | None, new_name: str) -> None:
+        """Start a point-in-time restore of ``source_cluster_name`` at ``target_time`` (None = latest
+        backup) into a new cluster ``new_name``; return at once. Readiness is reported by ``connection``."""
+        ...
+
+    def list_backups(self, cluster_name: str) -> list[BackupInfo] | None:
+        """Backups of a cluster, any order; ``None`` = unknown cluster (the twin synthesises daily ones)."""
+        ...
+
+
+@runtime_checkable
+class CdnBackend(Protocol):
+    """The local CDN cache in front of the Spaces origin."""
+
+    def purge(self, endpoint_id: str, files: list[str]) -> None:
+        """Purge ``files`` ("path", "dir/*" or "*") from the endpoint's cache (raise on failure)."""
+        ...
+
+
+@runtime_checkable
+class AppBackend(Protocol):
+    """The local processes playing the App Platform apps."""
+
+    def live_url(self, app_name: str) -> str | None:
+        """The URL the app really answers on (``None`` = unknown; the twin uses ``*.ondigitalocean.app``)."""
+        ...
+
+    def healthy(self, app_name: str, component: str) -> bool:
+        """Whether the component's process answers its health check right now."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# In-memory fakes (used by the twin's tests and when no real server is plugged in).
+
+
+@dataclass
+class _PendingRestore:
+    source: str
+    target_time: datetime | None
+    ready_at: float
+
+
+@dataclass
+class FakeDatabaseBackend:
+    """A database backend with no server: connections point at 127.0.0.1 and a restore takes
+    ``restore_seconds`` of the given clock. Records every call for assertions."""
+
+    clusters: dict[str, ConnectionInfo] = field(default_factory=dict)
+    replicas: dict[tuple[str, str], ConnectionInfo] = field(default_factory=dict)
+    backups: dict[str, list[BackupInfo]] = field(default_factory=dict)
+    restore_seconds: float = 0.3
+    clock: Callable[[], float] = time.time
+    calls: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
+    fail_promote: bool = False
+    _restores: dict[str, _PendingRestore] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def connection(self, cluster_name: str, replica_name: str | None = None) -> ConnectionInfo | None:
+        """See DatabaseBackend.connection."""
+        with self._lock:
+            if replica_name is not None:
+                return self.replicas.get((cluster_name, replica_name))
+            pending = self._restores.get(cluster_name)
+            if pending is not None:
+                if self.clock() < pending.ready_at:
+                    return None
+                del self._restores[cluster_name]
+                src = self.clusters.get(pending.source)
+                port = 15432 + len(self.clusters)
+                self.clusters[cluster_name] = ConnectionInfo(
+                    "127.0.0.1", port, src.user if src else "doadmin", src.password if src else "fake",
+                    src.database if src else "defaultdb",
+                )
+            return self.clusters.get(cluster_name)
+
+    def promote(self, cluster_name: str, replica_name: str) -> None:
+        """See DatabaseBackend.promote."""
+        with self._lock:
+            self.calls.append(("promote", (cluster_name, replica_name)))
+            if self.fail_promote:
+                raise RuntimeError("promotion failed (fake)")
+            info = self.replicas.pop((cluster_name, replica_name), None)
+            if info is not None:
+                self.clusters[replica_name] = info
+
+    def restore(self, source_cluster_name: str, target_time: datetime | None, new_name: str) -> None:
+        """See DatabaseBackend.restore."""
+        with self._lock:
+            self.calls.append(("restore", (source_cluster_name, target_time, new_name)))
+            self._restores[new_name] = _PendingRestore(
+                source_cluster_name, target_time, self.clock() + self.restore_seconds
+            )
+
+    def list_backups(self, cluster_name: str) -> list[BackupInfo] | None:
+        """See DatabaseBackend.list_backups."""
+        with self._lock:
+            got = self.backups.get(cluster_name)
+            return list(got) if got is not None else None
+
+    def add_daily_backups(self, cluster_name: str, days: int = 7, size_gb: float = 1.5) -> None:
+        """Test helper: daily backups for the last ``days`` days."""
+        now = datetime.fromtimestamp(self.clock(), UTC).replace(minute=0, second=0, microsecond=0)
+        self.backups[cluster_name] = [
+            BackupInfo(now - timedelta(days=d, hours=1), size_gb) for d in range(days)
+        ]
+
+
+@dataclass
+class FakeCdnBackend:
+    """A CDN backend that only remembers what was purged."""
+
+    purged: list[tuple[str, list[str]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def purge(self, endpoint_id: str, files: list[str]) -> None:
+        """See CdnBackend.purge."""
+        with self._lock:
+            self.purged.append((endpoint_id, list(files)))
+
+
+@dataclass
+class FakeAppBackend:
+    """An app backend whose health is a set of (app, component) pairs marked unhealthy."""
+
+    urls: dict[str, str] = field(default_factory=dict)
+    unhealthy: set[tuple[str, str]] = field(default_factory=set)
+
+    def live_url(self, app_name: str) -> str | None:
+        """See AppBackend.live_url."""
+        return self.urls.get(app_name)
+
+    def healthy(self, app_name: str, component: str) -> bool:
+        """See AppBackend.healthy."""
+        return (app_name, component) not in self.unhealthy and (app_name, "*") not in self.unhealthy

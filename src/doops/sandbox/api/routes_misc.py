@@ -1,0 +1,254 @@
+"""Account, regions, CDN, Functions, Monitoring, Uptime, Spaces keys, load balancers and domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from doops.sandbox.api.errors import ApiError
+from doops.sandbox.api.server import Context, Response, Router
+
+
+def account(ctx: Context) -> Response:
+    """GET /v2/account."""
+    return Response(200, {"account": dict(ctx.world.account)})
+
+
+def regions(ctx: Context) -> Response:
+    """GET /v2/regions (paginated)."""
+    return Response(200, ctx.paginate("regions", ctx.world.regions()))
+
+
+# -- CDN -----------------------------------------------------------------------------------------------
+
+
+def _cdn_call(ctx: Context) -> None:
+    """All /v2/cdn/endpoints* calls together: ``limits.cdn_calls`` per ``cdn_calls_window`` s per token."""
+    wait = ctx.world.cdn_calls.acquire(ctx.token_label or "anonymous")
+    if wait is not None:
+        raise ApiError(429, "API Rate limit exceeded.", "too_many_requests", wait)
+
+
+def _endpoint(ctx: Context) -> dict[str, Any]:
+    ep = ctx.world.cdn_endpoints.get(ctx.params["cdn_id"])
+    if ep is None:
+        raise ApiError.not_found()
+    return ep
+
+
+def cdn_list(ctx: Context) -> Response:
+    """GET /v2/cdn/endpoints."""
+    _cdn_call(ctx)
+    return Response(200, ctx.paginate("endpoints", [dict(e) for e in ctx.world.cdn_endpoints.values()]))
+
+
+def cdn_get(ctx: Context) -> Response:
+    """GET /v2/cdn/endpoints/{cdn_id}."""
+    _cdn_call(ctx)
+    return Response(200, {"endpoint": dict(_endpoint(ctx))})
+
+
+def cdn_purge(ctx: Context) -> Response:
+    """DELETE /v2/cdn/endpoints/{cdn_id}/cache {"files": [...]}: 204, or 429 past the purge limit."""
+    _cdn_call(ctx)
+    ep = _endpoint(ctx)
+    files = ctx.json_body().get("files")
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise ApiError.bad_request("files must be a non-empty list of paths")
+    wait = ctx.world.cdn_purges.acquire(f"{ctx.token_label}/{ep['id']}", len(files))
+    if wait is not None:
+        raise ApiError(429, "API Rate limit exceeded.", "too_many_requests", wait)
+    ctx.world.cdn_backend.purge(ep["id"], list(files))
+    return Response(204)
+
+
+# -- Functions -----------------------------------------------------------------------------------------
+
+
+def fn_namespaces(ctx: Context) -> Response:
+    """GET /v2/functions/namespaces (not paginated)."""
+    return Response(200, {"namespaces": [ctx.world.namespace_json(n) for n in ctx.world.namespaces.values()]})
+
+
+def fn_namespace(ctx: Context) -> Response:
+    """GET /v2/functions/namespaces/{namespace_id}."""
+    return Response(200, {"namespace": ctx.world.namespace_json(ctx.world.namespace(ctx.params["namespace_id"]))})
+
+
+def fn_triggers(ctx: Context) -> Response:
+    """GET .../triggers (not paginated)."""
+    ns = ctx.world.namespace(ctx.params["namespace_id"])
+    return Response(200, {"triggers": [ctx.world.trigger_json(ns, t) for t in ns["triggers"].values()]})
+
+
+def fn_trigger(ctx: Context) -> Response:
+    """GET .../triggers/{trigger_name}."""
+    ns = ctx.world.namespace(ctx.params["namespace_id"])
+    t = ns["triggers"].get(ctx.params["trigger_name"])
+    if t is None:
+        raise ApiError.not_found()
+    return Response(200, {"trigger": ctx.world.trigger_json(ns, t)})
+
+
+# -- Monitoring ----------------------------------------------------------------------------------------
+
+
+def alert_policies(ctx: Context) -> Response:
+    """GET /v2/monitoring/alerts."""
+    return Response(200, ctx.paginate("policies", [dict(p) for p in ctx.world.alert_policies.values()]))
+
+
+def alert_policy(ctx: Context) -> Response:
+    """GET /v2/monitoring/alerts/{alert_uuid}."""
+    p = ctx.world.alert_policies.get(ctx.params["alert_uuid"])
+    if p is None:
+        raise ApiError.not_found()
+    return Response(200, {"policy": dict(p)})
+
+
+def _app_metrics(ctx: Context, kind: str) -> Response:
+    app_id, start, end = ctx.q("app_id"), ctx.q("start"), ctx.q("end")
+    if not app_id or not start or not end:
+        raise ApiError.bad_request("app_id, start and end are required")
+    try:
+        t0, t1 = int(float(start)), int(float(end))
+    except ValueError as exc:
+        raise ApiError.bad_request("start and end must be Unix timestamps") from exc
+    app = ctx.world.apps.get(app_id)
+    if app is None:
+        return Response(200, {"status": "success", "data": {"resultType": "matrix", "result": []}})
+    return Response(200, ctx.world.app_metrics(app, ctx.q("app_component"), t0, t1, kind))
+
+
+def app_cpu(ctx: Context) -> Response:
+    """GET /v2/monitoring/metrics/apps/cpu_percentage."""
+    return _app_metrics(ctx, "cpu")
+
+
+def app_memory(ctx: Context) -> Response:
+    """GET /v2/monitoring/metrics/apps/memory_percentage."""
+    return _app_metrics(ctx, "memory")
+
+
+# -- Uptime --------------------------------------------------------------------------------------------
+
+
+def checks(ctx: Context) -> Response:
+    """GET /v2/uptime/checks."""
+    return Response(200, ctx.paginate("checks", [ctx.world.check_json(c) for c in ctx.world.checks.values()]))
+
+
+def check(ctx: Context) -> Response:
+    """GET /v2/uptime/checks/{check_id}."""
+    return Response(200, {"check": ctx.world.check_json(ctx.world.check(ctx.params["check_id"]))})
+
+
+def check_state(ctx: Context) -> Response:
+    """GET /v2/uptime/checks/{check_id}/state."""
+    return Response(200, ctx.world.check_state(ctx.world.check(ctx.params["check_id"])))
+
+
+def check_alerts(ctx: Context) -> Response:
+    """GET /v2/uptime/checks/{check_id}/alerts."""
+    c = ctx.world.check(ctx.params["check_id"])
+    return Response(200, ctx.paginate("alerts", [dict(a) for a in c.alerts.values()]))
+
+
+def check_alert(ctx: Context) -> Response:
+    """GET /v2/uptime/checks/{check_id}/alerts/{alert_id}."""
+    c = ctx.world.check(ctx.params["check_id"])
+    a = c.alerts.get(ctx.params["alert_id"])
+    if a is None:
+        raise ApiError.not_found()
+    return Response(200, {"alert": dict(a)})
+
+
+# -- Spaces keys, load balancers, domains --------------------------------------------------------------
+
+
+def spaces_keys(ctx: Context) -> Response:
+    """GET /v2/spaces/keys (filters: name, bucket, permission)."""
+    keys = ctx.world.spaces_keys
+    name, bucket, perm = ctx.q("name"), ctx.q("bucket"), ctx.q("permission")
+    if name:
+        keys = [k for k in keys if name in k["name"]]
+    if bucket:
+        keys = [k for k in keys if any(g["bucket"] in (bucket, "") for g in k["grants"])]
+    if perm:
+        keys = [k for k in keys if any(g["permission"] == perm for g in k["grants"])]
+    return Response(200, ctx.paginate("keys", [dict(k) for k in keys]))
+
+
+def load_balancers(ctx: Context) -> Response:
+    """GET /v2/load_balancers."""
+    return Response(200, ctx.paginate("load_balancers", [dict(lb) for lb in ctx.world.load_balancers.values()]))
+
+
+def load_balancer(ctx: Context) -> Response:
+    """GET /v2/load_balancers/{lb_id}."""
+    lb = ctx.world.load_balancers.get(ctx.params["lb_id"])
+    if lb is None:
+        raise ApiError.not_found()
+    return Response(200, {"load_balancer": dict(lb)})
+
+
+def _domain(ctx: Context) -> dict[str, Any]:
+    d = ctx.world.domains.get(ctx.params["domain_name"])
+    if d is None:
+        raise ApiError.not_found()
+    return d
+
+
+def _domain_json(d: dict[str, Any]) -> dict[str, Any]:
+    lines = [f"$ORIGIN {d['name']}.", f"$TTL {d['ttl']}"]
+    lines += [f"{r['name']} {r['ttl']} IN {r['type']} {r['data']}" for r in d["records"]]
+    return {"name": d["name"], "ttl": d["ttl"], "zone_file": "\n".join(lines) + "\n"}
+
+
+def domains(ctx: Context) -> Response:
+    """GET /v2/domains."""
+    return Response(200, ctx.paginate("domains", [_domain_json(d) for d in ctx.world.domains.values()]))
+
+
+def domain(ctx: Context) -> Response:
+    """GET /v2/domains/{domain_name}."""
+    return Response(200, {"domain": _domain_json(_domain(ctx))})
+
+
+def domain_records(ctx: Context) -> Response:
+    """GET /v2/domains/{domain_name}/records (filters: name = FQDN, type)."""
+    d = _domain(ctx)
+    recs = d["records"]
+    name, rtype = ctx.q("name"), ctx.q("type")
+    if name:
+        recs = [r for r in recs if (d["name"] if r["name"] == "@" else f"{r['name']}.{d['name']}") == name]
+    if rtype:
+        recs = [r for r in recs if r["type"] == rtype]
+    return Response(200, ctx.paginate("domain_records", [dict(r) for r in recs]))
+
+
+def register(router: Router) -> None:
+    """Add the remaining routes."""
+    router.add("GET", "/v2/account", account)
+    router.add("GET", "/v2/regions", regions, paginated=True)
+    router.add("GET", "/v2/cdn/endpoints", cdn_list, paginated=True)
+    router.add("GET", "/v2/cdn/endpoints/{cdn_id}", cdn_get)
+    router.add("DELETE", "/v2/cdn/endpoints/{cdn_id}/cache", cdn_purge)
+    router.add("GET", "/v2/functions/namespaces", fn_namespaces)
+    router.add("GET", "/v2/functions/namespaces/{namespace_id}", fn_namespace)
+    router.add("GET", "/v2/functions/namespaces/{namespace_id}/triggers", fn_triggers)
+    router.add("GET", "/v2/functions/namespaces/{namespace_id}/triggers/{trigger_name}", fn_trigger)
+    router.add("GET", "/v2/monitoring/alerts", alert_policies, paginated=True)
+    router.add("GET", "/v2/monitoring/alerts/{alert_uuid}", alert_policy)
+    router.add("GET", "/v2/monitoring/metrics/apps/cpu_percentage", app_cpu)
+    router.add("GET", "/v2/monitoring/metrics/apps/memory_percentage", app_memory)
+    router.add("GET", "/v2/uptime/checks", checks, paginated=True)
+    router.add("GET", "/v2/uptime/checks/{check_id}", check)
+    router.add("GET", "/v2/uptime/checks/{check_id}/state", check_state)
+    router.add("GET", "/v2/uptime/checks/{check_id}/alerts", check_alerts, paginated=True)
+    router.add("GET", "/v2/uptime/checks/{check_id}/alerts/{alert_id}", check_alert)
+    router.add("GET", "/v2/spaces/keys", spaces_keys, paginated=True)
+    router.add("GET", "/v2/load_balancers", load_balancers, paginated=True)
+    router.add("GET", "/v2/load_balancers/{lb_id}", load_balancer)
+    router.add("GET", "/v2/domains", domains, paginated=True)
+    router.add("GET", "/v2/domains/{domain_name}", domain)
+    router.add("GET", "/v2/domains/{domain_name}/records", domain_records, paginated=True)

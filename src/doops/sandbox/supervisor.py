@@ -1,0 +1,501 @@
+"""The sandbox supervisor: one detached process that owns every server of a sandbox.
+
+Started by `doops sandbox up` (``python -m doops.sandbox.supervisor --dir DIR``). It starts the real
+servers (PostgreSQL fleet, S3, CDN proxies, app servers, Prometheus when installed) and the API twin,
+writes ``DIR/sandbox.json`` (ready marker, URLs, secrets; mode 0600), ``DIR/env.sh`` and ``DIR/doops.yaml``,
+then serves a small loopback control API (faults, status) until SIGTERM or its time to live runs out.
+Every child process has a pid file so `doops sandbox down` can clean up even after a crash of this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from doops.sandbox import pidfiles
+from doops.sandbox.control import CONFIG_FILE, ENV_FILE, PID_FILE, STATE_FILE
+
+log = logging.getLogger("doops.sandbox")
+
+DB_CLUSTER = "learnhub-db"
+DB_STANDBY = "learnhub-db-standby"
+ADMIN_HEADER = "x-doops-admin"
+
+
+def pg_base_dir(d: Path) -> Path:
+    """Where the PostgreSQL fleet keeps its data: ``DIR/pg``.
+
+    As root the servers run as an unprivileged user, who must be able to traverse every ancestor of their
+    data. Rather than opening up the user's own directories (``/root``...), the data then lives in a fresh
+    directory under the system temp dir and ``DIR/pg`` is a symlink to it (removed by `down`).
+    """
+    link = d / "pg"
+    if os.geteuid() != 0 or link.exists():
+        return link
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="doops-sandbox-pg-"))
+    os.chmod(target, 0o711)
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class Supervisor:
+    def __init__(self, d: Path, scenario_path: str | None, latency_ms: int, ttl: float) -> None:
+        self.dir = d
+        self.scenario_path = scenario_path
+        self.latency_ms = latency_ms
+        self.ttl = ttl
+        self.stop_event = threading.Event()
+        self.token = "dop_v1_" + secrets.token_hex(32)
+        self.admin_secret = secrets.token_urlsafe(24)
+        self.db_password = "AVNS_" + secrets.token_urlsafe(18)
+        self.spaces_key = "DO" + secrets.token_hex(9).upper()
+        self.spaces_secret = secrets.token_urlsafe(30)
+        self.fleet: Any = None
+        self.spaces: Any = None
+        self.apps: Any = None
+        self.cdn: dict[str, Any] = {}  # endpoint id -> CdnProxy
+        self.prom: Any = None
+        self.twin: Any = None
+        self.world: Any = None
+        self.control: ThreadingHTTPServer | None = None
+        self.started_at = time.time()
+        self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+        self._paused: set[str] = set()  # replicas whose WAL replay a db-lag fault paused
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        t0 = time.monotonic()
+        result = fn()
+        self.timings[name] = round(time.monotonic() - t0, 3)
+        return result
+
+    def start(self) -> None:
+        from doops.sandbox.api.scenario import load_scenario
+
+        scenario = load_scenario(self.scenario_path)
+        overrides = scenario.data.get("sandbox") or {}
+        replication_delay = float(overrides.get("spaces_replication_delay", 2.0))
+        # The database fleet is the slow part: run it beside the rest.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            db_future = pool.submit(self._timed, "postgres", self._start_postgres)
+            spaces_future = pool.submit(self._timed, "spaces", lambda: self._start_spaces(replication_delay))
+            apps_future = pool.submit(self._timed, "apps", lambda: self._start_apps(scenario))
+            spaces_future.result()
+            apps_future.result()
+            db_future.result()
+        self._timed("twin", lambda: self._start_twin(scenario))
+        self._timed("cdn", self._start_cdn)
+        self._timed("prometheus", self._start_prometheus)
+        self._start_control()
+        self._write_files()
+
+    def _start_postgres(self) -> None:
+        from doops.sandbox.pg import PgFleet
+
+        self.fleet = PgFleet(pg_base_dir(self.dir), self.db_password)
+        self.fleet.start_cluster(DB_CLUSTER, region="nyc3")
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [
+                pool.submit(self.fleet.take_base_backup, DB_CLUSTER),
+                pool.submit(self.fleet.add_standby, DB_CLUSTER, DB_STANDBY, "nyc3"),
+                pool.submit(self.fleet.add_standby, DB_CLUSTER, "learnhub-db-ams3", "ams3", replica=True),
+            ]
+            for f in futures:
+                f.result()
+        self.fleet.start_heartbeat(DB_CLUSTER)
+
+    def _start_spaces(self, delay: float) -> None:
+        from doops.sandbox.spaces import SpacesTwin
+
+        self.spaces = SpacesTwin(self.spaces_key, self.spaces_secret, replication_delay=delay).start()
+
+    def _start_apps(self, scenario: Any) -> None:
+        from doops.sandbox.apps import AppFleet
+
+        self.apps = AppFleet()
+        for spec in scenario.data.get("apps") or []:
+            comps = [s["name"] for key in ("services", "static_sites", "workers") for s in spec.get(key) or []]
+            self.apps.add(spec["name"], comps or ["web"])
+
+    def _start_twin(self, scenario: Any) -> None:
+        from doops.sandbox.adapters import FleetAppBackend, PgDatabaseBackend, ProxyCdnBackend
+        from doops.sandbox.api.server import TwinServer
+        from doops.sandbox.api.state import World
+
+        self.world = World.from_scenario(
+            scenario,
+            db=PgDatabaseBackend(self.fleet, self.db_password),
+            cdn=ProxyCdnBackend(self.cdn.get),
+            apps=FleetAppBackend(self.apps),
+        )
+        if self.latency_ms:
+            self.world.faults.latency(self.latency_ms)
+        self.twin = TwinServer(
+            self.world, tokens={"sandbox": self.token}, admin_secret=self.admin_secret,
+            request_log_path=self.dir / "twin-requests.jsonl",
+        ).start()
+
+    def _start_cdn(self) -> None:
+        from doops.sandbox.cdn import CdnProxy
+
+        for ep_id, ep in self.world.cdn_endpoints.items():
+            bucket = str(ep["origin"]).split(".", 1)[0]
+            if bucket not in self.spaces.buckets:
+                continue  # scaled endpoints are API-only
+            self.cdn[ep_id] = CdnProxy(
+                self.spaces.endpoint_url, bucket, float(ep.get("ttl", 3600)),
+                access_key=self.spaces_key, secret_key=self.spaces_secret,
+                region=self.spaces.buckets[bucket],
+            ).start()
+
+    def _start_prometheus(self) -> None:
+        from doops.sandbox.prom import PrometheusRunner, find_prometheus
+
+        if not find_prometheus():
+            self.notes.append("prometheus not on PATH: running without it (apt-get install prometheus)")
+            log.warning(self.notes[-1])
+            return
+        self.prom = PrometheusRunner(self.dir / "prom", self.apps.scrape_targets()).start()
+        if self.prom.pid:
+            pidfiles.record(self.dir, "prometheus", self.prom.pid, "prometheus")
+
+    def _start_control(self) -> None:
+        sup = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _reply(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                if not secrets.compare_digest(self.headers.get(ADMIN_HEADER, "").encode(),
+                                              sup.admin_secret.encode()):
+                    self._reply(403, {"message": "admin secret required"})
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    status, answer = sup.dispatch(method, self.path, body)
+                except ValueError as exc:
+                    status, answer = 400, {"message": str(exc)}
+                except Exception as exc:
+                    log.exception("control %s %s failed", method, self.path)
+                    status, answer = 500, {"message": f"{type(exc).__name__}: {exc}"}
+                self._reply(status, answer)
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+        self.control = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.control.daemon_threads = True
+        threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()
+
+    # -- state files --------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        assert self.control is not None
+        return {
+            "ready": True,
+            "pid": os.getpid(),
+            "dir": str(self.dir),
+            "started_at": dt.datetime.fromtimestamp(self.started_at, dt.UTC).isoformat(),
+            "ready_seconds": round(time.time() - self.started_at, 3),
+            "timings": self.timings,
+            "ttl_seconds": self.ttl,
+            "api_url": self.twin.url,
+            "control_url": f"http://127.0.0.1:{self.control.server_address[1]}",
+            "admin_secret": self.admin_secret,
+            "token": self.token,
+            "spaces": {"endpoint_url": self.spaces.endpoint_url, "access_key": self.spaces_key,
+                       "secret_key": self.spaces_secret},
+            "prometheus_url": self.prom.url if self.prom else None,
+            "cdn": {ep_id: proxy.url for ep_id, proxy in self.cdn.items()},
+            "apps": {name: app.url for name, app in self.apps.apps.items()},
+            "notes": self.notes,
+        }
+
+    def _write_files(self) -> None:
+        state = self.state()
+        env = {
+            "DIGITALOCEAN_API_URL": state["api_url"],
+            "DIGITALOCEAN_ACCESS_TOKEN": self.token,
+            "DOOPS_CONFIG": str(self.dir / CONFIG_FILE),
+            "AWS_ENDPOINT_URL_S3": self.spaces.endpoint_url,
+            "SPACES_ACCESS_KEY_ID": self.spaces_key,
+            "SPACES_SECRET_ACCESS_KEY": self.spaces_secret,
+            "DOOPS_SANDBOX_DIR": str(self.dir),
+        }
+        if self.prom:
+            env["PROMETHEUS_URL"] = self.prom.url
+        lines = ["# doops sandbox: source this file (or eval \"$(doops sandbox env)\")"]
+        lines += [f"export {k}='{v}'" for k, v in env.items()]
+        _write_private(self.dir / ENV_FILE, "\n".join(lines) + "\n")
+        _write_private(self.dir / CONFIG_FILE, self._config_yaml(state))
+        _write_private(self.dir / STATE_FILE, json.dumps(state, indent=2))
+
+    def _config_yaml(self, state: dict[str, Any]) -> str:
+        import yaml
+
+        cdn = []
+        for ep_id, url in state["cdn"].items():
+            ep = self.world.cdn_endpoints[ep_id]
+            cdn.append({
+                "origin": ep["origin"], "bucket": str(ep["origin"]).split(".", 1)[0], "endpoint_url": url,
+                "sample_paths": ["static/app.js", "api/courses.json"],
+                "cache_policy": [{"prefix": "static/", "max_age": "365d"}, {"prefix": "api/", "max_age": "5m"}],
+            })
+        cfg = {
+            "api_url": state["api_url"],
+            "objectives": {"compute_rto": "5m", "database_rto": "2m", "storage_rpo": "60s", "dns_rto": "1m"},
+            "databases": {
+                "primary": DB_CLUSTER,
+                "clusters": [{"name": DB_CLUSTER, "database": "learnhub", "user": "doadmin",
+                              "sslmode": "require", "heartbeat_table": "public.doops_heartbeat",
+                              "replicas": ["learnhub-db-ams3"]}],
+                "caches": [{"name": "learnhub-cache", "eviction_policy": "allkeys_lru"}],
+            },
+            "apps": [{"name": name, "health_path": "/healthz"} for name in state["apps"]],
+            "functions": [{"namespace": "learnhub-jobs"}],
+            "spaces": {
+                "endpoint_url": self.spaces.endpoint_url,
+                "access_key_env": "SPACES_ACCESS_KEY_ID", "secret_key_env": "SPACES_SECRET_ACCESS_KEY",
+                "buckets": [{"name": "learnhub-media", "region": "nyc3", "replica": "learnhub-media-ams3",
+                             "replica_region": "ams3", "replication_allowance": "30s",
+                             "lifecycle_prefixes": ["uploads/"]}],
+            },
+            "cdn": cdn,
+            "prometheus": {"url_env": "PROMETHEUS_URL"},
+        }
+        return "# doops config for the sandbox in " + str(self.dir) + "\n" + yaml.safe_dump(cfg, sort_keys=False)
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def dispatch(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if method == "GET" and path == "/status":
+            return 200, {"components": self.components(), "faults": self.fault_list()}
+        if method == "POST" and path == "/fault":
+            return 200, self.apply_fault(body)
+        if method == "POST" and path == "/shutdown":
+            self.stop_event.set()
+            return 200, {"stopping": True}
+        return 404, {"message": f"no control route {method} {path}"}
+
+    def fault_list(self) -> list[dict[str, Any]]:
+        faults = [f.to_dict() for f in self.world.faults.list()]
+        for name, app in self.apps.apps.items():
+            for comp, healthy in app.component_health().items():
+                if not healthy:
+                    faults.append({"kind": "app-unhealthy", "app": name, "component": comp})
+        if self.spaces.replicator is not None and self.spaces.replicator.paused:
+            lag = self.spaces.replicator.replication_lag()
+            overdue = lag.pending_copies if (lag.oldest_pending_seconds or 0) > lag.delay_seconds else 0
+            faults.append({"kind": "spaces-replication", "state": "paused", "overdue": overdue})
+        for name, srv in self.fleet.servers.items():
+            if srv.state == "killed":
+                faults.append({"kind": "db-stop", "server": name})
+        faults += [{"kind": "db-lag", "server": n} for n in sorted(self._paused)]
+        return faults
+
+    def apply_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind = str(body.get("kind", ""))
+        if kind in ("latency", "http-error", "throttle"):
+            fault = self.world.faults.add(body)
+            return {"applied": fault.to_dict()}
+        if kind == "db-stop":
+            cluster = str(body.get("cluster") or "")
+            try:
+                server = self.fleet.primary(cluster)
+            except KeyError:
+                raise ValueError(f"unknown database cluster {cluster!r}; known: {self._cluster_names()}") from None
+            self.fleet.kill(server.name)
+            return {"applied": {"kind": kind, "cluster": cluster, "server": server.name}}
+        if kind == "db-lag":
+            replica = str(body.get("replica") or "")
+            if replica not in self.fleet.servers or self.fleet.servers[replica].role not in ("standby", "replica"):
+                standbys = [n for n, s in self.fleet.servers.items() if s.role in ("standby", "replica")]
+                raise ValueError(f"unknown replica {replica!r}; known: {', '.join(standbys)}")
+            self.fleet.pause_replay(replica)
+            self._paused = self._paused | {replica}
+            return {"applied": {"kind": kind, "replica": replica}}
+        if kind == "app-unhealthy":
+            app = str(body.get("app") or "")
+            if app not in self.apps:
+                raise ValueError(f"unknown app {app!r}; known: {', '.join(self.apps.apps)}")
+            comp = body.get("component")
+            comps = self.apps.apps[app].component_health()
+            if comp is not None and comp not in comps:
+                raise ValueError(f"app {app} has no component {comp!r}; known: {', '.join(comps)}")
+            self.apps.apps[app].set_unhealthy(comp, True)
+            return {"applied": {"kind": kind, "app": app, "component": comp}}
+        if kind == "spaces-replication":
+            action = body.get("action")
+            if action == "pause":
+                self.spaces.replicator.pause()
+            elif action == "resume":
+                self.spaces.replicator.resume()
+            else:
+                raise ValueError("spaces-replication needs action pause or resume")
+            return {"applied": {"kind": kind, "action": action}}
+        if kind == "clear":
+            self.world.faults.clear()
+            self.world.rate_limiter.reset()
+            for app in self.apps.apps.values():
+                app.set_unhealthy(None, False)
+            if self.spaces.replicator is not None:
+                self.spaces.replicator.resume()
+            for name in sorted(self._paused):
+                with contextlib.suppress(Exception):
+                    self.fleet.resume_replay(name)
+            self._paused = set()
+            return {"applied": {"kind": "clear"}, "note": "a stopped database server stays stopped"}
+        raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _cluster_names(self) -> str:
+        return ", ".join(sorted({s.cluster for s in self.fleet.servers.values()}))
+
+    def components(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [
+            {"name": "supervisor", "kind": "process", "pid": os.getpid(),
+             "port": self.control.server_address[1] if self.control else None, "healthy": True},
+            {"name": "api-twin", "kind": "http", "pid": os.getpid(), "port": self.twin.port,
+             "healthy": _port_open(self.twin.port)},
+        ]
+        for name, srv in sorted(self.fleet.servers.items()):
+            out.append({"name": f"postgres:{name}", "kind": f"postgres {srv.role}", "pid": srv.pid,
+                        "port": srv.port, "healthy": srv.state == "running" and _port_open(srv.port),
+                        "region": srv.region})
+        s3_port = int(self.spaces.endpoint_url.rsplit(":", 1)[1])
+        out.append({"name": "spaces", "kind": "s3", "pid": os.getpid(), "port": s3_port,
+                    "healthy": _port_open(s3_port)})
+        for ep_id, proxy in self.cdn.items():
+            port = int(proxy.url.rsplit(":", 1)[1])
+            out.append({"name": f"cdn:{ep_id[:8]}", "kind": "cdn proxy", "pid": os.getpid(), "port": port,
+                        "healthy": _port_open(port)})
+        for name, app in sorted(self.apps.apps.items()):
+            port = int(app.url.rsplit(":", 1)[1])
+            health = app.component_health()
+            out.append({"name": f"app:{name}", "kind": "app", "pid": os.getpid(), "port": port,
+                        "healthy": _port_open(port) and all(health.values())})
+        if self.prom:
+            port = int(self.prom.url.rsplit(":", 1)[1])
+            out.append({"name": "prometheus", "kind": "prometheus", "pid": self.prom.pid, "port": port,
+                        "healthy": _port_open(port)})
+        return out
+
+    # -- stop ---------------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        steps: list[tuple[str, Any]] = [
+            ("control", self._stop_control),
+            ("twin", lambda: self.twin.stop() if self.twin else None),
+            ("cdn", lambda: [p.stop() for p in self.cdn.values()]),
+            ("prometheus", lambda: self.prom.stop() if self.prom else None),
+            ("apps", lambda: self.apps.stop() if self.apps else None),
+            ("spaces", lambda: self.spaces.stop() if self.spaces else None),
+            ("postgres", lambda: self.fleet.close() if self.fleet else None),
+        ]
+        for name, fn in steps:
+            try:
+                fn()
+            except Exception as exc:  # keep stopping the rest
+                log.error("stopping %s failed: %s", name, exc)
+
+    def _stop_control(self) -> None:
+        if self.control is not None:
+            self.control.shutdown()
+            self.control.server_close()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="doops-sandbox-supervisor")
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--scenario")
+    parser.add_argument("--latency", type=int, default=0)
+    parser.add_argument("--ttl", type=float, default=4 * 3600)
+    args = parser.parse_args(argv)
+    d = Path(args.dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    from doops.secrets import MaskingFilter
+
+    for h in logging.getLogger().handlers:
+        h.addFilter(MaskingFilter())
+    (d / PID_FILE).write_text(str(os.getpid()))
+    sup = Supervisor(d, args.scenario, args.latency, args.ttl)
+    from doops import secrets as masking
+
+    for s in (sup.token, sup.admin_secret, sup.db_password, sup.spaces_secret):
+        masking.register(s)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        sup.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    code = 0
+    try:
+        sup.start()
+        log.info("sandbox ready in %.2fs: %s", time.time() - sup.started_at, sup.timings)
+        sup.stop_event.wait(timeout=args.ttl if args.ttl > 0 else None)
+        if not sup.stop_event.is_set():
+            log.warning("time to live of %.0fs reached: stopping the sandbox", args.ttl)
+    except Exception as exc:
+        log.exception("sandbox failed to start")
+        with contextlib.suppress(OSError):
+            _write_private(d / STATE_FILE, json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
+        code = 1
+    finally:
+        sup.shutdown()
+        with contextlib.suppress(FileNotFoundError):
+            (d / PID_FILE).unlink()
+        if code == 0:
+            with contextlib.suppress(FileNotFoundError):
+                (d / STATE_FILE).unlink()
+        log.info("sandbox stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

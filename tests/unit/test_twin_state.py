@@ -1,0 +1,208 @@
+"""World behaviour of the DigitalOcean twin: time-driven states, promote, restore, rollback, scenarios."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from doops.sandbox.api import ConnectionInfo, FakeDatabaseBackend, World, load_scenario
+from doops.sandbox.api.errors import ApiError
+
+
+class Clock:
+    def __init__(self, t: float = 1_790_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db(clock: Clock) -> FakeDatabaseBackend:
+    backend = FakeDatabaseBackend(clock=clock, restore_seconds=5.0)
+    backend.clusters["learnhub-db"] = ConnectionInfo("127.0.0.1", 15432, "doadmin", "s3cret", "learnhub")
+    backend.replicas[("learnhub-db", "learnhub-db-ams3")] = ConnectionInfo(
+        "127.0.0.1", 15433, "doadmin", "s3cret", "learnhub")
+    return backend
+
+
+@pytest.fixture
+def world(clock: Clock, db: FakeDatabaseBackend) -> World:
+    return World.from_scenario(load_scenario(), db=db, clock=clock)
+
+
+def test_default_scenario_world(world: World) -> None:
+    pg = world.find_cluster_by_name("learnhub-db")
+    cache = world.find_cluster_by_name("learnhub-cache")
+    assert pg is not None and cache is not None
+    assert pg.engine == "pg" and pg.region == "nyc3" and pg.num_nodes == 2 and "learnhub" in pg.db_names
+    assert list(pg.replicas) == ["learnhub-db-ams3"] and pg.replicas["learnhub-db-ams3"].region == "ams3"
+    assert cache.engine == "valkey" and cache.eviction_policy == "allkeys_lru"
+    assert {a.name for a in world.apps.values()} == {"learnhub-api", "learnhub-web"}
+    api = world.find_app_by_name("learnhub-api")
+    assert api is not None and [n for n, _, _ in api.components()] == ["api", "ws"]
+    phases = [world.deployment_phase(api, d) for d in api.deployments]
+    assert phases[-1] == "ACTIVE" and set(phases[:-1]) == {"SUPERSEDED"}
+    ep = next(iter(world.cdn_endpoints.values()))
+    assert ep["origin"] == "learnhub-media.nyc3.digitaloceanspaces.com" and ep["ttl"] == 3600
+    ns = next(iter(world.namespaces.values()))
+    assert ns["label"] == "learnhub-jobs"
+    triggers = {t["name"]: world.trigger_json(ns, t) for t in ns["triggers"].values()}
+    assert triggers["nightly-digest"]["scheduled_details"]["cron"] == "0 3 * * *"
+    assert triggers["expire-sessions"]["scheduled_details"]["cron"] == "*/15 * * * *"
+    last = datetime.fromisoformat(triggers["expire-sessions"]["scheduled_runs"]["last_run_at"].replace("Z", "+00:00"))
+    assert timedelta(0) <= datetime.fromtimestamp(world.clock(), UTC) - last <= timedelta(minutes=15)
+    assert {b["name"] for b in world.buckets} == {"learnhub-media", "learnhub-media-ams3"}
+    assert "learnhub.example" in world.domains and world.load_balancers and world.alert_policies
+    # the cluster's connection is the backend's real one
+    assert world.cluster_json(pg)["connection"]["port"] == 15432
+
+
+def test_ids_are_stable_across_builds(clock: Clock) -> None:
+    a = World.from_scenario(load_scenario(), clock=clock)
+    b = World.from_scenario(load_scenario(), clock=clock)
+    assert set(a.clusters) == set(b.clusters) and set(a.apps) == set(b.apps)
+
+
+def test_deployment_walks_its_phases(world: World, clock: Clock) -> None:
+    app = world.find_app_by_name("learnhub-api")
+    assert app is not None
+    old_active = world.active_deployment(app)
+    assert old_active is not None
+    dep = world.create_deployment(app)
+    step = world.durations.deployment_phase
+    seen = []
+    for k in range(4):
+        clock.t = dep.created_at + (k + 0.5) * step  # mid-phase: no float edge effects
+        seen.append(world.deployment_phase(app, dep))
+        assert world.deployment_phase(app, old_active) == ("ACTIVE" if seen[-1] != "ACTIVE" else "SUPERSEDED")
+    assert seen == ["PENDING_BUILD", "BUILDING", "DEPLOYING", "ACTIVE"]
+    assert world.in_progress_deployment(app) is None
+    assert world.app_json(app)["active_deployment"]["id"] == dep.id
+
+
+def test_rollback_pins_and_commit_unpins(world: World, clock: Clock) -> None:
+    app = world.find_app_by_name("learnhub-web")
+    assert app is not None
+    target = app.deployments[0]
+    assert world.validate_rollback(app, target.id)["valid"] is True
+    active = world.active_deployment(app)
+    assert active is not None
+    assert world.validate_rollback(app, active.id)["error"]["code"] == "incompatible_phase"
+    dep = world.rollback(app, target.id)
+    assert dep.cloned_from == target.id and app.pinned == dep.id
+    with pytest.raises(ApiError) as err:
+        world.create_deployment(app)
+    assert err.value.status == 400
+    world.commit_rollback(app)
+    assert app.pinned is None
+    with pytest.raises(ApiError):
+        world.commit_rollback(app)
+    world.create_deployment(app)
+
+
+def test_promote_makes_a_standalone_cluster(world: World, db: FakeDatabaseBackend) -> None:
+    src = world.find_cluster_by_name("learnhub-db")
+    assert src is not None
+    replica_id = src.replicas["learnhub-db-ams3"].id
+    new = world.promote_replica(src, "learnhub-db-ams3")
+    assert db.calls[-1] == ("promote", ("learnhub-db", "learnhub-db-ams3"))
+    assert "learnhub-db-ams3" not in src.replicas
+    assert new.id == replica_id and new.id != src.id and new.name == "learnhub-db-ams3"
+    j = world.cluster_json(new)
+    assert j["status"] == "online" and j["region"] == "ams3" and j["connection"]["port"] == 15433
+    assert world.cluster_status(src) == "online"
+    assert any(e["event_type"] == "cluster_master_promotion" for e in new.events)
+
+
+def test_failed_promote_changes_nothing(world: World, db: FakeDatabaseBackend) -> None:
+    db.fail_promote = True
+    src = world.find_cluster_by_name("learnhub-db")
+    assert src is not None
+    before = set(world.clusters)
+    with pytest.raises(RuntimeError):
+        world.promote_replica(src, "learnhub-db-ams3")
+    assert "learnhub-db-ams3" in src.replicas and set(world.clusters) == before
+
+
+def _restore_body(when: datetime | None, source: str = "learnhub-db") -> dict[str, object]:
+    br: dict[str, object] = {"database_name": source}
+    if when is not None:
+        br["backup_created_at"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"name": "learnhub-db-pitr", "engine": "pg", "num_nodes": 1, "size": "db-s-2vcpu-4gb",
+            "region": "nyc3", "backup_restore": br}
+
+
+def test_pitr_restore_is_creating_until_backend_ready(world: World, db: FakeDatabaseBackend, clock: Clock) -> None:
+    now = datetime.fromtimestamp(clock.t, UTC)
+    c = world.create_cluster(_restore_body(now - timedelta(hours=3)))
+    assert db.calls[-1][0] == "restore" and db.calls[-1][1][0] == "learnhub-db"
+    assert world.cluster_status(c) == "creating"
+    clock.t += 5.0
+    assert world.cluster_status(c) == "online"
+    assert world.cluster_json(c)["connection"]["host"] == "127.0.0.1"
+    assert c.restored_from == "learnhub-db"
+
+
+@pytest.mark.parametrize("delta", [timedelta(days=8), timedelta(hours=-1)])
+def test_pitr_outside_window_is_422(world: World, clock: Clock, delta: timedelta) -> None:
+    now = datetime.fromtimestamp(clock.t, UTC)
+    with pytest.raises(ApiError) as err:
+        world.create_cluster(_restore_body(now - delta))
+    assert err.value.status == 422
+
+
+def test_pitr_unknown_source_is_404(world: World) -> None:
+    with pytest.raises(ApiError) as err:
+        world.create_cluster(_restore_body(None, source="nope"))
+    assert err.value.status == 404
+
+
+def test_new_cluster_and_replica_come_online(world: World, clock: Clock) -> None:
+    c = world.create_cluster({"name": "scratch", "engine": "pg", "num_nodes": 1, "size": "db-s-1vcpu-1gb",
+                              "region": "nyc3"})
+    r = world.create_replica(c, {"name": "scratch-ro", "region": "ams3"})
+    assert world.cluster_status(c) == "creating" and world.replica_json(c, r)["status"] == "creating"
+    clock.t += max(world.durations.cluster_create, world.durations.replica_create)
+    assert world.cluster_status(c) == "online" and world.replica_json(c, r)["status"] == "online"
+    with pytest.raises(ApiError) as err:
+        world.create_replica(c, {"name": "scratch-ro"})
+    assert err.value.status == 422
+
+
+def test_synthetic_backups_cover_the_pitr_window(world: World) -> None:
+    cache = world.find_cluster_by_name("learnhub-cache")
+    assert cache is not None
+    backups = world.backups(cache)
+    assert len(backups) == 7
+    assert backups[0].created_at > backups[-1].created_at
+    assert world.clock() - backups[0].created_at.timestamp() < 86400
+
+
+def test_scenario_file_merges_and_scales(tmp_path: Path, clock: Clock) -> None:
+    f = tmp_path / "big.yaml"
+    f.write_text("scale: {apps: 120, cdn_endpoints: 30, uptime_checks: 50, alert_policies: 60}\n"
+                 "durations: {deployment_phase: 2}\nlimits: {per_minute: 10}\n")
+    sc = load_scenario(f)
+    assert sc.durations.deployment_phase == 2.0 and sc.durations.cluster_create == 0.3
+    assert sc.limits.per_minute == 10 and sc.limits.per_hour == 5000
+    w = World.from_scenario(sc, clock=clock)
+    assert (len(w.apps), len(w.cdn_endpoints), len(w.checks), len(w.alert_policies)) == (120, 30, 50, 60)
+    assert w.find_app_by_name("learnhub-api") is not None
+
+
+def test_scenario_rejects_unknown_settings(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("durations: {deployment_phaze: 1}\n")
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_scenario(f)
+    f.write_text("scale: {databases: 3}\n")
+    with pytest.raises(ValueError, match="cannot scale"):
+        load_scenario(f)
