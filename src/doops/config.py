@@ -52,6 +52,7 @@ class Thresholds:
     connection_usage_warn: float = 0.8
     connection_usage_crit: float = 0.95
     http_timeout: Duration = Duration(5)
+    default_health_path: str = "/healthz"  # probed on the live URL of apps the config does not name
 
 
 @dataclass

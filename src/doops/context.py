@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,20 +32,23 @@ class AppContext:
     _config: Config | None = None
     _token: TokenSource | None = None
     _do: DOClient | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.config_path, explicit=self.config_explicit)
-        return self._config
+        with self._lock:
+            if self._config is None:
+                self._config = load_config(self.config_path, explicit=self.config_explicit)
+            return self._config
 
     @property
     def token(self) -> TokenSource:
-        if self._token is None:
-            from doops.auth import resolve_token
+        with self._lock:
+            if self._token is None:
+                from doops.auth import resolve_token
 
-            self._token = resolve_token(self.access_token, self.context)
-        return self._token
+                self._token = resolve_token(self.access_token, self.context)
+            return self._token
 
     def resolved_api_url(self) -> str:
         from doops.clients.do import DEFAULT_API_URL
@@ -53,12 +57,18 @@ class AppContext:
 
     @property
     def do(self) -> DOClient:
-        if self._do is None:
-            from doops.clients.do import DOClient
-            from doops.clients.http import ResilientHttp
+        """The DigitalOcean client, made once per run (checks running in parallel share it)."""
+        with self._lock:
+            if self._do is None:
+                from doops.clients.do import DOClient
+                from doops.clients.http import ResilientHttp
 
-            self._do = DOClient(self.token.token, self.resolved_api_url(), ResilientHttp(trace=self.debug))
-        return self._do
+                self._do = DOClient(self.token.token, self.resolved_api_url(), ResilientHttp(trace=self.debug))
+            return self._do
+
+    def do_request_count(self) -> int:
+        """HTTP requests sent to the DigitalOcean API so far in this run (retries included)."""
+        return self._do.http.stats.requests if self._do is not None else 0
 
     def close(self) -> None:
         if self._do is not None:

@@ -19,7 +19,9 @@ from doops.errors import DoopsError, ExitCode
 # name -> (module, attribute, short help shown by `doops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
+    "failover": ("doops.cli.failover", "failover", "Promote a database read replica, verified, with measured RTO."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
+    "status": ("doops.cli.status", "status", "Health of every platform component (Nagios exit codes)."),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -35,6 +37,7 @@ class LazyGroup(click.Group):
         if cmd_name in COMMANDS:
             module, attr, _ = COMMANDS[cmd_name]
             cmd: click.Command = getattr(importlib.import_module(module), attr)
+            add_output_options(cmd)
             return cmd
         return super().get_command(ctx, cmd_name)
 
@@ -51,6 +54,42 @@ class LazyGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _set_output(field: str) -> Any:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or value is False:
+            return
+        app = ctx.find_root().obj
+        if field == "columns":
+            value = [c for c in str(value).split(",") if c.strip()]
+        if field == "color":
+            value = False
+        setattr(app.output, field, value)
+
+    return callback
+
+
+def add_output_options(cmd: click.Command) -> None:
+    """Every leaf command also takes -o/--format/--no-header/--no-color after its name
+    (`doops status -o json`), overriding the same options given before it."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            add_output_options(sub)
+        return
+    if getattr(cmd, "_doops_output_options", False):
+        return
+    cmd.params += [
+        click.Option(["-o", "--output"], type=click.Choice(["table", "json", "yaml"]), default=None,
+                     expose_value=False, callback=_set_output("fmt"), help="Result format (as before the command)."),
+        click.Option(["--format"], metavar="COL,COL", default=None, expose_value=False,
+                     callback=_set_output("columns"), help="Table columns to show, in order."),
+        click.Option(["--no-header"], is_flag=True, default=False, expose_value=False,
+                     callback=_set_output("no_header"), help="Tables: tab-separated rows without a header."),
+        click.Option(["--no-color"], is_flag=True, default=False, expose_value=False,
+                     callback=_set_output("color"), help="No colour."),
+    ]
+    cmd._doops_output_options = True  # type: ignore[attr-defined]
 
 
 def run_guarded(fn: Any) -> int:

@@ -14,7 +14,21 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from doops.clients.http import ResilientHttp
-from doops.clients.models import Account, DatabaseBackup, DatabaseCluster, DatabaseReplica
+from doops.clients.models import (
+    Account,
+    AlertPolicy,
+    App,
+    CdnEndpoint,
+    ComponentHealth,
+    ConnectionPool,
+    DatabaseBackup,
+    DatabaseCluster,
+    DatabaseReplica,
+    Deployment,
+    FunctionsNamespace,
+    Trigger,
+    UptimeCheck,
+)
 from doops.errors import ApiError, ApiUnreachable, UsageError, api_error_for
 
 DEFAULT_API_URL = "https://api.digitalocean.com"
@@ -153,3 +167,72 @@ class DOClient:
     def list_backups(self, cluster_id: str) -> list[DatabaseBackup]:
         body = self.call("databases.list_backups", cluster_id) or {}
         return [DatabaseBackup.from_api(d) for d in body.get("backups") or []]
+
+    def list_pools(self, cluster_id: str) -> list[ConnectionPool]:
+        body = self.call("databases.list_connection_pools", cluster_id) or {}
+        return [ConnectionPool.from_api(d) for d in body.get("pools") or []]
+
+    def eviction_policy(self, cluster_id: str) -> str | None:
+        body = self.call("databases.get_eviction_policy", cluster_id) or {}
+        return body.get("eviction_policy")
+
+    def database_ca(self, cluster_id: str) -> str:
+        import base64
+
+        body = self.call("databases.get_ca", cluster_id) or {}
+        return base64.b64decode((body.get("ca") or {}).get("certificate") or "").decode()
+
+    def list_apps(self) -> list[App]:
+        return [App.from_api(d) for d in self.paginate("apps.list", "apps")]
+
+    def app_health(self, app_id: str) -> list[ComponentHealth]:
+        body = self.call("apps.get_health", app_id) or {}
+        return [ComponentHealth.from_api(c) for c in (body.get("app_health") or {}).get("components") or []]
+
+    def latest_deployment(self, app_id: str) -> Deployment | None:
+        body = self.call("apps.list_deployments", app_id, per_page=1, page=1) or {}
+        deployments = body.get("deployments") or []
+        return Deployment.from_api(deployments[0]) if deployments else None
+
+    def list_namespaces(self) -> list[FunctionsNamespace]:
+        body = self.call("functions.list_namespaces") or {}
+        return [FunctionsNamespace.from_api(d) for d in body.get("namespaces") or []]
+
+    def list_triggers(self, namespace_id: str) -> list[Trigger]:
+        body = self.call("functions.list_triggers", namespace_id) or {}
+        return [Trigger.from_api(d) for d in body.get("triggers") or []]
+
+    def list_uptime_checks(self) -> list[UptimeCheck]:
+        return [UptimeCheck.from_api(d) for d in self.paginate("uptime.list_checks", "checks")]
+
+    def uptime_state(self, check_id: str) -> dict[str, str]:
+        """Region -> UP/DOWN."""
+        body = self.call("uptime.get_check_state", check_id) or {}
+        regions = (body.get("state") or {}).get("regions") or {}
+        return {str(r): str((v or {}).get("status", "UNKNOWN")) for r, v in regions.items()}
+
+    def list_alert_policies(self) -> list[AlertPolicy]:
+        return [AlertPolicy.from_api(d) for d in self.paginate("monitoring.list_alert_policy", "policies")]
+
+    def list_cdn_endpoints(self) -> list[CdnEndpoint]:
+        return [CdnEndpoint.from_api(d) for d in self.paginate("cdn.list_endpoints", "endpoints")]
+
+    def promote_replica(self, cluster_id: str, replica_name: str) -> None:
+        """PUT .../replicas/{name}/promote (204). Never retried on its own: the caller verifies instead."""
+        self.call("databases.promote_replica", cluster_id, replica_name)
+
+    def can_write(self, cluster_id: str) -> tuple[bool, str]:
+        """Whether the token has write scope, learnt without changing anything.
+
+        POST .../replicas with an empty body: a read-only token is refused (401/403) before validation, a
+        write token gets a validation error (4xx) and nothing is created.
+        """
+        try:
+            self.call("databases.create_replica", cluster_id, {})
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                return False, f"{exc.status} {exc.error_id or ''}: {exc.api_message}".strip()
+            if 400 <= exc.status < 500:
+                return True, f"write scope (probe refused with {exc.status} as expected)"
+            raise
+        return True, "write scope"

@@ -104,6 +104,11 @@ class RequestStats:
             self.count += 1
             self.retries += retries
 
+    @property
+    def requests(self) -> int:
+        """Every HTTP request sent: calls plus their retries."""
+        return self.count + self.retries
+
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
     if not value:

@@ -141,3 +141,156 @@ class DatabaseBackup:
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> DatabaseBackup:
         return cls(created_at=parse_time(d.get("created_at")), size_gigabytes=float(d.get("size_gigabytes") or 0))
+
+
+@dataclass
+class Deployment:
+    id: str
+    phase: str
+    created_at: datetime | None
+    updated_at: datetime | None = None
+    cause: str = ""
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any] | None) -> Deployment | None:
+        if not d:
+            return None
+        return cls(id=str(d.get("id", "")), phase=str(d.get("phase", "UNKNOWN")),
+                   created_at=parse_time(d.get("created_at")), updated_at=parse_time(d.get("updated_at")),
+                   cause=str(d.get("cause", "")))
+
+
+@dataclass
+class App:
+    id: str
+    name: str
+    live_url: str | None
+    region: str
+    components: list[str]
+    alert_rules: list[str]
+    active_deployment: Deployment | None
+    in_progress_deployment: Deployment | None
+    pending_deployment: Deployment | None
+    last_deployment_created_at: datetime | None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> App:
+        spec = d.get("spec") or {}
+        comps = [c.get("name", "") for key in ("services", "static_sites", "workers", "jobs", "functions")
+                 for c in spec.get(key) or []]
+        region = d.get("region") or {}
+        return cls(
+            id=str(d.get("id", "")),
+            name=str(spec.get("name", "")),
+            live_url=d.get("live_url"),
+            region=str(region.get("slug", "")) if isinstance(region, dict) else str(region),
+            components=comps,
+            alert_rules=[str(a.get("rule")) for a in spec.get("alerts") or [] if not a.get("disabled")],
+            active_deployment=Deployment.from_api(d.get("active_deployment")),
+            in_progress_deployment=Deployment.from_api(d.get("in_progress_deployment")),
+            pending_deployment=Deployment.from_api(d.get("pending_deployment")),
+            last_deployment_created_at=parse_time(d.get("last_deployment_created_at")),
+        )
+
+
+@dataclass
+class ComponentHealth:
+    name: str
+    state: str
+    replicas_desired: int
+    replicas_ready: int
+    cpu_percent: float | None
+    memory_percent: float | None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> ComponentHealth:
+        return cls(name=str(d.get("name", "")), state=str(d.get("state", "UNKNOWN")),
+                   replicas_desired=int(d.get("replicas_desired") or 0),
+                   replicas_ready=int(d.get("replicas_ready") or 0),
+                   cpu_percent=d.get("cpu_usage_percent"), memory_percent=d.get("memory_usage_percent"))
+
+
+@dataclass
+class FunctionsNamespace:
+    id: str  # the namespace id used in API paths
+    label: str
+    region: str
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> FunctionsNamespace:
+        return cls(id=str(d.get("namespace", "")), label=str(d.get("label", "")), region=str(d.get("region", "")))
+
+
+@dataclass
+class Trigger:
+    name: str
+    type: str
+    enabled: bool
+    cron: str | None
+    last_run_at: datetime | None
+    function: str = ""
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> Trigger:
+        sched = d.get("scheduled_details") or {}
+        runs = d.get("scheduled_runs") or {}
+        return cls(name=str(d.get("name", "")), type=str(d.get("type", "")), enabled=bool(d.get("is_enabled")),
+                   cron=sched.get("cron"), last_run_at=parse_time(runs.get("last_run_at")),
+                   function=str(d.get("function", "")))
+
+
+@dataclass
+class UptimeCheck:
+    id: str
+    name: str
+    target: str
+    enabled: bool
+    regions: list[str]
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> UptimeCheck:
+        return cls(id=str(d.get("id", "")), name=str(d.get("name", "")), target=str(d.get("target", "")),
+                   enabled=bool(d.get("enabled", True)), regions=list(d.get("regions") or []))
+
+
+@dataclass
+class AlertPolicy:
+    uuid: str
+    type: str
+    enabled: bool
+    entities: list[str]
+    tags: list[str]
+    description: str = ""
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> AlertPolicy:
+        return cls(uuid=str(d.get("uuid", "")), type=str(d.get("type", "")), enabled=bool(d.get("enabled")),
+                   entities=list(d.get("entities") or []), tags=list(d.get("tags") or []),
+                   description=str(d.get("description", "")))
+
+
+@dataclass
+class CdnEndpoint:
+    id: str
+    origin: str
+    endpoint: str
+    ttl: int
+    custom_domain: str | None = None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> CdnEndpoint:
+        return cls(id=str(d.get("id", "")), origin=str(d.get("origin", "")), endpoint=str(d.get("endpoint", "")),
+                   ttl=int(d.get("ttl") or 0), custom_domain=d.get("custom_domain") or None)
+
+
+@dataclass
+class ConnectionPool:
+    name: str
+    size: int
+    mode: str
+    db: str
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> ConnectionPool:
+        return cls(name=str(d.get("name", "")), size=int(d.get("size") or 0), mode=str(d.get("mode", "")),
+                   db=str(d.get("db", "")))

@@ -89,15 +89,22 @@ class ProxyCdnBackend:
 
 
 class FleetAppBackend:
-    """App health and live URLs from the real app servers."""
+    """App health and live URLs from the real app servers.
 
-    def __init__(self, fleet: AppFleet) -> None:
+    Apps a scenario scales up (API-only) share one loopback server, ``shared``: their live URL must still
+    answer on 127.0.0.1, never a made-up public host a check would try to reach.
+    """
+
+    def __init__(self, fleet: AppFleet, shared: str | None = None) -> None:
         self.fleet = fleet
+        self.shared = shared
 
     def live_url(self, app_name: str) -> str | None:
-        return self.fleet.apps[app_name].url if app_name in self.fleet else None
+        if app_name in self.fleet:
+            return str(self.fleet.apps[app_name].url)
+        return self.fleet.apps[self.shared].url if self.shared and self.shared in self.fleet else None
 
     def healthy(self, app_name: str, component: str) -> bool:
         if app_name not in self.fleet:
             return True  # scaled, API-only apps are healthy by definition
-        return self.fleet.apps[app_name].component_health().get(component, True)
+        return bool(self.fleet.apps[app_name].component_health().get(component, True))

@@ -381,7 +381,7 @@ class PgFleet:
             "wal_level": "replica",
             "archive_mode": "on" if tcp else "off",
             "archive_command": _q(archive_cmd),
-            "archive_timeout": "1",
+            "archive_timeout": "60",  # restore_pitr() forces a WAL switch; 1 s would archive 1 MB/s
             "max_wal_senders": "10",
             "max_replication_slots": "10",
             "hot_standby": "on",

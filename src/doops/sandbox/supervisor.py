@@ -33,6 +33,7 @@ log = logging.getLogger("doops.sandbox")
 
 DB_CLUSTER = "learnhub-db"
 DB_STANDBY = "learnhub-db-standby"
+SCALED_APPS_SERVER = "scaled-apps"  # one loopback server answering for every API-only (scaled) app
 ADMIN_HEADER = "x-doops-admin"
 
 
@@ -70,6 +71,7 @@ class Supervisor:
         self.ttl = ttl
         self.stop_event = threading.Event()
         self.token = "dop_v1_" + secrets.token_hex(32)
+        self.readonly_token = "dop_v1_" + secrets.token_hex(32)  # read scope only: writes answer 403
         self.admin_secret = secrets.token_urlsafe(24)
         self.db_password = "AVNS_" + secrets.token_urlsafe(18)
         self.spaces_key = "DO" + secrets.token_hex(9).upper()
@@ -105,13 +107,15 @@ class Supervisor:
         with ThreadPoolExecutor(max_workers=3) as pool:
             db_future = pool.submit(self._timed, "postgres", self._start_postgres)
             spaces_future = pool.submit(self._timed, "spaces", lambda: self._start_spaces(replication_delay))
-            apps_future = pool.submit(self._timed, "apps", lambda: self._start_apps(scenario))
+            # Prometheus only needs the apps, and takes ~5 s to discover its targets: start it early.
+            apps_future = pool.submit(lambda: (self._timed("apps", lambda: self._start_apps(scenario)),
+                                               self._timed("prometheus", self._start_prometheus)))
             spaces_future.result()
             apps_future.result()
             db_future.result()
         self._timed("twin", lambda: self._start_twin(scenario))
         self._timed("cdn", self._start_cdn)
-        self._timed("prometheus", self._start_prometheus)
+        self._timed("prometheus_targets", self._wait_prometheus_targets)
         self._start_control()
         self._write_files()
 
@@ -142,6 +146,8 @@ class Supervisor:
         for spec in scenario.data.get("apps") or []:
             comps = [s["name"] for key in ("services", "static_sites", "workers") for s in spec.get(key) or []]
             self.apps.add(spec["name"], comps or ["web"])
+        if int(scenario.scale.get("apps") or 0) > 0:
+            self.apps.add(SCALED_APPS_SERVER, ["web"])
 
     def _start_twin(self, scenario: Any) -> None:
         from doops.sandbox.adapters import FleetAppBackend, PgDatabaseBackend, ProxyCdnBackend
@@ -152,12 +158,13 @@ class Supervisor:
             scenario,
             db=PgDatabaseBackend(self.fleet, self.db_password),
             cdn=ProxyCdnBackend(self.cdn.get),
-            apps=FleetAppBackend(self.apps),
+            apps=FleetAppBackend(self.apps, shared=SCALED_APPS_SERVER),
         )
         if self.latency_ms:
             self.world.faults.latency(self.latency_ms)
         self.twin = TwinServer(
-            self.world, tokens={"sandbox": self.token}, admin_secret=self.admin_secret,
+            self.world, tokens={"sandbox": self.token, "readonly": self.readonly_token},
+            admin_secret=self.admin_secret,
             request_log_path=self.dir / "twin-requests.jsonl",
         ).start()
 
@@ -184,6 +191,23 @@ class Supervisor:
         self.prom = PrometheusRunner(self.dir / "prom", self.apps.scrape_targets()).start()
         if self.prom.pid:
             pidfiles.record(self.dir, "prometheus", self.prom.pid, "prometheus")
+
+    def _wait_prometheus_targets(self, timeout: float = 30.0) -> None:
+        """Ready means scraped: wait until Prometheus reports every app target up."""
+        if self.prom is None:
+            return
+        jobs = set(self.apps.scrape_targets())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                up = {t["labels"]["job"] for t in self.prom.active_targets() if t.get("health") == "up"}
+            except Exception:  # not answering yet
+                up = set()
+            if jobs <= up:
+                return
+            time.sleep(0.1)
+        self.notes.append("prometheus has not scraped every app yet")
+        log.warning(self.notes[-1])
 
     def _start_control(self) -> None:
         sup = self
@@ -242,6 +266,7 @@ class Supervisor:
             "control_url": f"http://127.0.0.1:{self.control.server_address[1]}",
             "admin_secret": self.admin_secret,
             "token": self.token,
+            "readonly_token": self.readonly_token,
             "spaces": {"endpoint_url": self.spaces.endpoint_url, "access_key": self.spaces_key,
                        "secret_key": self.spaces_secret},
             "prometheus_url": self.prom.url if self.prom else None,
@@ -290,17 +315,18 @@ class Supervisor:
                               "replicas": ["learnhub-db-ams3"]}],
                 "caches": [{"name": "learnhub-cache", "eviction_policy": "allkeys_lru"}],
             },
-            "apps": [{"name": name, "health_path": "/healthz"} for name in state["apps"]],
             "functions": [{"namespace": "learnhub-jobs"}],
             "spaces": {
                 "endpoint_url": self.spaces.endpoint_url,
                 "access_key_env": "SPACES_ACCESS_KEY_ID", "secret_key_env": "SPACES_SECRET_ACCESS_KEY",
                 "buckets": [{"name": "learnhub-media", "region": "nyc3", "replica": "learnhub-media-ams3",
-                             "replica_region": "ams3", "replication_allowance": "30s",
+                             "replica_region": "ams3", "replication_allowance": "5s",
                              "lifecycle_prefixes": ["uploads/"]}],
             },
             "cdn": cdn,
-            "prometheus": {"url_env": "PROMETHEUS_URL"},
+            "prometheus": {"url_env": "PROMETHEUS_URL", "slo_queries": [
+                {"name": "apps-scraped", "query": 'min(up{job=~"learnhub-.*"})', "min": 1},
+            ]},
         }
         return "# doops config for the sandbox in " + str(self.dir) + "\n" + yaml.safe_dump(cfg, sort_keys=False)
 
@@ -374,7 +400,7 @@ class Supervisor:
             return {"applied": {"kind": kind, "action": action}}
         if kind == "clear":
             self.world.faults.clear()
-            self.world.rate_limiter.reset()
+            self.world.reset_limits()
             for app in self.apps.apps.values():
                 app.set_unhealthy(None, False)
             if self.spaces.replicator is not None:
@@ -466,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     sup = Supervisor(d, args.scenario, args.latency, args.ttl)
     from doops import secrets as masking
 
-    for s in (sup.token, sup.admin_secret, sup.db_password, sup.spaces_secret):
+    for s in (sup.token, sup.readonly_token, sup.admin_secret, sup.db_password, sup.spaces_secret):
         masking.register(s)
 
     def on_signal(signum: int, frame: Any) -> None:

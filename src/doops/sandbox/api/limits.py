@@ -93,6 +93,11 @@ class SlidingWindow:
         self._used: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget every unit spent (admin reset, faults cleared)."""
+        with self._lock:
+            self._used.clear()
+
     def acquire(self, key: str, amount: int = 1) -> int | None:
         """Spend ``amount`` units; ``None`` if allowed, else the seconds to wait before retrying."""
         with self._lock:

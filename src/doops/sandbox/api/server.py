@@ -30,6 +30,7 @@ from doops.sandbox.api.state import RequestRecord, World
 log = logging.getLogger(__name__)
 
 ADMIN_HEADER = "X-Twin-Admin-Secret"
+FORBIDDEN_MESSAGE = "You do not have access for the attempted action."
 ADMIN_PREFIX = "/_twin"
 MAX_PER_PAGE = 200
 DEFAULT_PER_PAGE = 20
@@ -264,6 +265,9 @@ class TwinServer:
             decision = self.world.rate_limiter.hit(label, self.world.faults.per_minute())
             if not decision.allowed:
                 raise ApiError(429, RATE_LIMIT_MESSAGE, "too_many_requests", decision.retry_after)
+            if method not in ("GET", "HEAD") and label.startswith("readonly"):
+                # A read-scoped token (label "readonly*"), as DigitalOcean's read-only tokens: no writes.
+                raise ApiError(403, FORBIDDEN_MESSAGE, "forbidden")
             delay = self.world.faults.latency_ms(method, path)
             if delay:
                 time.sleep(delay / 1000.0)
@@ -333,14 +337,14 @@ class TwinServer:
             return Response(201, {"fault": fault.to_dict()})
         if sub == "/faults" and method == "DELETE":
             world.faults.clear()
-            world.rate_limiter.reset()
+            world.reset_limits()
             return Response(204)
         if sub.startswith("/faults/") and method == "DELETE":
             if world.faults.remove(sub[len("/faults/"):]):
                 return Response(204)
             return Response(404, {"id": "not_found", "message": "no such fault"})
         if sub == "/ratelimit" and method == "DELETE":
-            world.rate_limiter.reset()
+            world.reset_limits()
             return Response(204)
         return Response(404, {"id": "not_found", "message": f"no admin route {method} {path}"})
 

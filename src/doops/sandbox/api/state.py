@@ -466,6 +466,9 @@ class World:
             rules.append({"component": {"name": s["name"]},
                           "match": {"path": {"prefix": s.get("route", "/" + s["name"])}}})
         out["ingress"] = {"rules": rules}
+        if spec.get("alerts"):
+            # App-level alert rules live in the app spec (as on DigitalOcean), so a list call carries them.
+            out["alerts"] = [{"rule": rule, "disabled": False} for rule in spec["alerts"]]
         return out
 
     def _add_app(self, spec: dict[str, Any], now: float) -> App:
@@ -611,6 +614,12 @@ class World:
         self.domains[name] = {"name": name, "ttl": int(spec.get("ttl", 1800)), "records": records}
 
     # -- lookups -------------------------------------------------------------------------------------
+
+    def reset_limits(self) -> None:
+        """Fresh budgets: per-token rate limits and the CDN call and purge windows."""
+        self.rate_limiter.reset()
+        self.cdn_calls.reset()
+        self.cdn_purges.reset()
 
     def find_app_by_name(self, name: str) -> App | None:
         """The app with this name, if any."""

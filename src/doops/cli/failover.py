@@ -1,0 +1,139 @@
+"""`doops failover db`: promote a read replica safely, prove it takes writes, measure the RTO."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from doops.context import AppContext
+from doops.output import render
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from doops.units import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _max_lag(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    """--max-lag 2MiB --max-lag 10s: a size needs a byte unit (B, kB, KiB, MB, MiB...), a duration ms/s/m/h."""
+    import re
+
+    from doops.units import parse_duration, parse_size
+
+    out: dict[str, float] = {}
+    for v in values:
+        text = v.strip()
+        if re.fullmatch(r"\d+(\.\d+)?\s*(ms|s|m|h)", text):
+            out["seconds"] = parse_duration(text)
+        elif re.fullmatch(r"\d+(\.\d+)?\s*([kKmMgG]i?)?[bB]", text):
+            out["bytes"] = float(parse_size(text))
+        else:
+            raise click.BadParameter(f"{v!r} is neither a size (e.g. 1MiB, 512kB) nor a duration (e.g. 5s, 500ms)")
+    return out
+
+
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an RFC 3339 time (e.g. 2026-11-26T05:00:00Z)") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@click.group()
+def failover() -> None:
+    """Fail over a component to its standby in another region."""
+
+
+@failover.command("db")
+@click.argument("cluster", required=False)
+@click.option("--region", required=True, help="Region of the read replica to promote (e.g. ams3).")
+@click.option("--replica", metavar="NAME", help="The replica, when the region has more than one.")
+@click.option("--max-lag", "max_lag", multiple=True, callback=_max_lag, metavar="SIZE|DURATION",
+              help="Refuse when the replica is further behind (default 1MiB and 5s; repeat for both).")
+@click.option("--accept-data-loss", is_flag=True,
+              help="Promote even when the lag is over the limit or cannot be measured (primary down).")
+@click.option("--rto", callback=_duration, metavar="DURATION",
+              help="Recovery time objective to meet (default: the config's objectives.database_rto, 2m).")
+@click.option("--timeout", default="10m", show_default=True, callback=_duration, metavar="DURATION",
+              help="How long to wait for the new primary to take writes.")
+@click.option("--detected-at", callback=_when, metavar="TIME",
+              help="When the failure was detected (RFC 3339): the RTO is measured from it instead.")
+@click.option("--dry-run", is_flag=True, help="Run every pre-check, print the plan, send no write.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@click.pass_obj
+def db(app: AppContext, cluster: str | None, region: str, replica: str | None, max_lag: dict[str, float],
+       accept_data_loss: bool, rto: float | None, timeout: float, detected_at: datetime | None, dry_run: bool,
+       yes: bool) -> None:
+    """Promote the read replica of CLUSTER in REGION to a standalone primary, and prove it takes writes.
+
+    Pre-checks (replica online, primary reachable, lag measured on the servers within --max-lag, no other
+    failover running, token can write), a topology table, a confirmation naming cluster and replica, then
+    one PUT .../promote; doops polls the API and the server until the new primary accepts a write and
+    reports RTO = writable - promote sent. Exit 0 done and RTO met, 2 refused, failed or RTO missed,
+    4 bad input (also: no terminal and no --yes), 130 interrupted. Every run, dry or real, is audited in
+    $XDG_STATE_HOME/doops/audit.jsonl. Run again after an interruption: it verifies and reports.
+
+    \b
+    Example:
+      doops failover db --region ams3 --dry-run
+      doops failover db learnhub-db --region ams3 --yes -o json
+      doops failover db --region ams3 --accept-data-loss --yes   # primary down
+    """
+    from doops.errors import UsageError
+    from doops.ops.failover import FailoverFailed, FailoverOptions, PrecheckFailed
+    from doops.ops.failover import failover as run
+
+    opts = FailoverOptions(
+        cluster=cluster, region=region, replica=replica,
+        max_lag_bytes=int(max_lag.get("bytes", 1024 * 1024)), max_lag_seconds=max_lag.get("seconds", 5.0),
+        accept_data_loss=accept_data_loss, rto_seconds=rto, timeout_seconds=timeout or 600.0,
+        dry_run=dry_run, detected_at=detected_at,
+    )
+    events = _Events(app.output.color)
+
+    if not (yes or dry_run or sys.stdin.isatty()):
+        # Decided before anything is sent: a script that forgot --yes must not half-run.
+        raise UsageError("refusing to promote without confirmation: no terminal to ask on",
+                         hint="pass --yes, or --dry-run to see the plan")
+
+    def confirm(question: str) -> bool:
+        return yes or click.confirm(question, default=False, err=True)
+
+    try:
+        result = run(app, opts, confirm, events)
+    except (PrecheckFailed, FailoverFailed) as exc:
+        render(exc.result, app.output)
+        raise
+    render(result, app.output)
+
+
+class _Events:
+    """Progress on stderr, one line per event (never stdout: it carries the result)."""
+
+    MARKS = {"check": ("ok", "green"), "fail": ("FAIL", "bold red"), "step": ("..", "cyan"), "done": ("done", "green")}
+
+    def __init__(self, color: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, no_color=not color, highlight=False)
+
+    def __call__(self, kind: str, message: str) -> None:
+        from rich.markup import escape
+
+        from doops.secrets import mask
+
+        mark, style = self.MARKS.get(kind, ("-", ""))
+        self.console.print(f"[{style}]{mark:>4}[/] {escape(mask(message))}" if style else f"{mark:>4} {message}")
+
+

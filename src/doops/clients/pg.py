@@ -1,0 +1,152 @@
+"""PostgreSQL I/O: TLS connections with fast timeouts, replication and usage measured on the servers."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from doops import secrets
+from doops.clients.models import Connection
+from doops.errors import UnknownStateError
+
+
+@dataclass
+class Target:
+    """Where and how to connect. The password is registered as a secret and never rendered."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    sslmode: str = "require"
+    ca_pem: str | None = None  # for verify-full: the cluster's CA from the API
+    connect_timeout: int = 3
+
+    @classmethod
+    def from_connection(cls, conn: Connection, *, dbname: str | None = None, user: str | None = None,
+                        password: str | None = None, sslmode: str = "require", ca_pem: str | None = None,
+                        connect_timeout: int = 3) -> Target:
+        pw = password if password is not None else conn.password
+        secrets.register(pw)
+        return cls(conn.host, conn.port, user or conn.user, pw, dbname or conn.database or "defaultdb",
+                   sslmode, ca_pem, connect_timeout)
+
+    def masked(self) -> str:
+        return f"postgres://{self.user}:***@{self.host}:{self.port}/{self.dbname}?sslmode={self.sslmode}"
+
+
+@contextmanager
+def connect(target: Target, *, autocommit: bool = True, statement_timeout_ms: int = 5000) -> Iterator[Any]:
+    """A psycopg connection; failures become UnknownStateError naming the masked target, never the password."""
+    import psycopg
+
+    kwargs: dict[str, Any] = {
+        "host": target.host, "port": target.port, "user": target.user, "password": target.password,
+        "dbname": target.dbname, "sslmode": target.sslmode, "connect_timeout": target.connect_timeout,
+        "autocommit": autocommit, "options": f"-c statement_timeout={statement_timeout_ms}",
+        "application_name": "doops",
+    }
+    ca_file = None
+    if target.ca_pem and target.sslmode in ("verify-ca", "verify-full"):
+        ca_file = tempfile.NamedTemporaryFile("w", suffix=".crt", delete=True)  # noqa: SIM115 - closed below
+        ca_file.write(target.ca_pem)
+        ca_file.flush()
+        kwargs["sslrootcert"] = ca_file.name
+    try:
+        try:
+            conn = psycopg.connect(**kwargs)
+        except psycopg.Error as exc:
+            raise UnknownStateError(
+                f"cannot connect to {target.masked()}: {secrets.mask(_first_line(exc))}"
+            ) from None
+        try:
+            yield conn
+        finally:
+            conn.close()
+    finally:
+        if ca_file is not None:
+            ca_file.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass
+class ReplicaLag:
+    in_recovery: bool
+    replay_paused: bool
+    lag_bytes: int | None
+    lag_seconds: float | None
+    replay_lsn: str | None
+
+
+@dataclass
+class Usage:
+    connections: int
+    max_connections: int
+    reserved: int
+
+    @property
+    def ratio(self) -> float:
+        usable = max(self.max_connections - self.reserved, 1)
+        return self.connections / usable
+
+
+def primary_lsn(target: Target) -> tuple[str, bool]:
+    """(current WAL LSN, in_recovery) of a server."""
+    with connect(target) as conn:
+        row = conn.execute(
+            "select case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end::text,"
+            " pg_is_in_recovery()"
+        ).fetchone()
+    return str(row[0]), bool(row[1])
+
+
+def replica_lag(replica: Target, primary: Target | None) -> ReplicaLag:
+    """Lag read on the servers: bytes = primary LSN - replica replay LSN; seconds = replay delay.
+
+    The replay delay is ``now() - pg_last_xact_replay_timestamp()`` when bytes are behind, 0 when caught up
+    (an idle primary must not look like lag). Without a reachable primary, bytes are unknown (None).
+    """
+    with connect(replica) as conn:
+        if not _in_recovery(conn):
+            return ReplicaLag(False, False, 0, 0.0, None)
+        row = conn.execute(
+            "select pg_is_wal_replay_paused(), pg_last_wal_replay_lsn()::text,"
+            " extract(epoch from now() - pg_last_xact_replay_timestamp())::float8"
+        ).fetchone()
+    paused, replay_lsn, delay = bool(row[0]), row[1], row[2]
+    lag_bytes: int | None = None
+    if primary is not None and replay_lsn:
+        with connect(primary) as pconn:
+            b = pconn.execute(
+                "select pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint", (replay_lsn,)
+            ).fetchone()
+        lag_bytes = max(int(b[0]), 0) if b and b[0] is not None else None
+    seconds: float | None = None
+    if lag_bytes == 0:
+        seconds = 0.0
+    elif delay is not None:
+        seconds = max(float(delay), 0.0)
+    return ReplicaLag(True, paused, lag_bytes, seconds, replay_lsn)
+
+
+def _in_recovery(conn: Any) -> bool:
+    row = conn.execute("select pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
+
+
+def usage(target: Target) -> Usage:
+    with connect(target) as conn:
+        row = conn.execute(
+            "select (select count(*) from pg_stat_activity where backend_type = 'client backend'),"
+            " current_setting('max_connections')::int,"
+            " current_setting('superuser_reserved_connections')::int"
+        ).fetchone()
+    return Usage(int(row[0]), int(row[1]), int(row[2]))

@@ -1,0 +1,83 @@
+"""Prometheus checks with prometheus-api-client: targets up, alerts firing, SLO queries in bounds."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Any
+
+from doops.ops.status.engine import Runner, Verdict
+from doops.ops.status.model import CheckResult, Status
+
+OK, WARN, CRIT, UNKNOWN = Status.OK, Status.WARN, Status.CRIT, Status.UNKNOWN
+
+
+def prometheus_url(r: Runner) -> str | None:
+    cfg = r.app.config.prometheus
+    return cfg.url or os.environ.get(cfg.url_env) or None
+
+
+def collect_prometheus(r: Runner) -> list[CheckResult]:
+    url = prometheus_url(r)
+    if not url:
+        env = r.app.config.prometheus.url_env
+        return [r.verdict("prometheus", "*", "configured", WARN, f"no Prometheus URL (prometheus.url or ${env})")]
+
+    def client() -> Any:
+        def make() -> Any:
+            from prometheus_api_client import PrometheusConnect
+
+            timeout = int(max(1.0, float(r.app.config.thresholds.http_timeout)))
+            return PrometheusConnect(url=url, disable_ssl=url.startswith("http://"), timeout=timeout)
+
+        return r.shared("prometheus", make)
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        try:
+            return list(client().custom_query(expr))
+        except Exception as exc:
+            from doops.errors import UnknownStateError
+
+            raise UnknownStateError(f"Prometheus at {url}: {type(exc).__name__}: {exc}") from None
+
+    def targets() -> Verdict:
+        try:
+            active = client().get_targets().get("activeTargets") or []
+        except Exception as exc:
+            from doops.errors import UnknownStateError
+
+            raise UnknownStateError(f"Prometheus at {url}: {type(exc).__name__}: {exc}") from None
+        down = [f"{t.get('labels', {}).get('job')}@{t.get('labels', {}).get('instance')}"
+                for t in active if t.get("health") != "up"]
+        details = {"active": len(active), "down": down}
+        if not active:
+            return WARN, "no active scrape targets", details
+        if down:
+            return CRIT, f"{len(down)}/{len(active)} targets down: " + ", ".join(down[:5]), details
+        return OK, f"{len(active)} targets up", details
+
+    def alerts() -> Verdict:
+        firing = query('ALERTS{alertstate="firing"}')
+        names = [f"{a['metric'].get('alertname')}({a['metric'].get('severity', '-')})" for a in firing]
+        details = {"firing": names}
+        if any(a["metric"].get("severity") in ("critical", "page") for a in firing):
+            return CRIT, "firing: " + ", ".join(names), details
+        if firing:
+            return WARN, "firing: " + ", ".join(names), details
+        return OK, "no alert firing", details
+
+    def slo(name: str, expr: str, lo: float | None, hi: float | None) -> Verdict:
+        values = [float(s["value"][1]) for s in query(expr)]
+        details: dict[str, Any] = {"query": expr, "values": values, "min": lo, "max": hi}
+        if not values:
+            return UNKNOWN, "query returned no data", details
+        bad = [v for v in values if (lo is not None and v < lo) or (hi is not None and v > hi)]
+        bounds = " ".join(x for x in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if x)
+        if bad:
+            return CRIT, f"{bad[0]:g} out of bounds ({bounds})", details
+        return OK, f"{values[0]:g} within bounds ({bounds})", details
+
+    jobs: list[Any] = [("prometheus", url, "targets", targets), ("prometheus", url, "alerts", alerts)]
+    for q in r.app.config.prometheus.slo_queries:
+        jobs.append(("prometheus", q.name, "slo", partial(slo, q.name, q.query, q.min, q.max)))
+    return r.fan_out(jobs)

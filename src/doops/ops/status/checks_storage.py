@@ -1,0 +1,116 @@
+"""Spaces and CDN checks: buckets, lifecycle, replication, CDN origin and cache policy."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+from doops.clients import spaces
+from doops.config import BucketConfig, CdnConfig
+from doops.ops.status.engine import Runner, Verdict
+from doops.ops.status.model import CheckResult, Status
+from doops.units import format_duration
+
+OK, WARN, CRIT, UNKNOWN = Status.OK, Status.WARN, Status.CRIT, Status.UNKNOWN
+
+
+def collect_spaces(r: Runner) -> list[CheckResult]:
+    cfg = r.app.config.spaces
+    if not cfg.buckets:
+        return [r.verdict("spaces", "*", "configured", WARN, "no buckets in the config (spaces.buckets)")]
+    jobs: list[Any] = []
+    for b in cfg.buckets:
+        jobs.append(("spaces", b.name, "reachable", partial(_reachable, r, b.name, b.region)))
+        if b.lifecycle_prefixes:
+            jobs.append(("spaces", b.name, "lifecycle", partial(_lifecycle, r, b)))
+        if b.replica:
+            jobs.append(("spaces", b.replica, "reachable",
+                         partial(_reachable, r, str(b.replica), b.replica_region or b.region)))
+            jobs.append(("spaces", b.name, "replication", partial(_replication, r, b)))
+    return r.fan_out(jobs)
+
+
+def _client(r: Runner, region: str) -> Any:
+    return r.shared(f"s3:{region}", lambda: spaces.make_client(r.app.config.spaces, region))
+
+
+def _reachable(r: Runner, bucket: str, region: str) -> Verdict:
+    spaces.head_bucket(_client(r, region), bucket)
+    return OK, f"reachable in {region}", {"region": region}
+
+
+def _lifecycle(r: Runner, b: BucketConfig) -> Verdict:
+    have = spaces.lifecycle_prefixes(_client(r, b.region), b.name)
+    missing = [p for p in b.lifecycle_prefixes if p not in have]
+    if missing:
+        return WARN, "no lifecycle rule on " + ", ".join(missing), {"rules": have}
+    return OK, "lifecycle rules on " + ", ".join(b.lifecycle_prefixes), {"rules": have}
+
+
+def _replication(r: Runner, b: BucketConfig) -> Verdict:
+    cmp = spaces.compare_replica(_client(r, b.region), b.name, _client(r, b.replica_region or b.region),
+                                 str(b.replica), limit=b.compare_limit, allowance=float(b.replication_allowance),
+                                 now=r.now)
+    details = {"compared": cmp.compared, "truncated": cmp.truncated, "missing": cmp.missing[:20],
+               "stale": cmp.stale[:20], "in_flight": cmp.in_flight, "allowance_seconds": b.replication_allowance,
+               "list_requests": cmp.requests}
+    scope = f"{cmp.compared} objects" + (" (first window only)" if cmp.truncated else "")
+    if cmp.missing or cmp.stale:
+        return (CRIT, f"{len(cmp.missing)} missing and {len(cmp.stale)} stale in {b.replica} older than "
+                      f"{format_duration(float(b.replication_allowance))} (data at risk); compared {scope}", details)
+    return OK, f"{b.replica} in sync for {scope}, {cmp.in_flight} in flight", details
+
+
+MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def collect_cdn(r: Runner) -> list[CheckResult]:
+    try:
+        endpoints = r.app.do.list_cdn_endpoints()
+    except Exception as exc:
+        return [r.failed("cdn", "*", "list", exc)]
+    by_origin = {e.origin: e for e in endpoints}
+    cfgs = r.app.config.cdn or [CdnConfig(origin=e.origin) for e in endpoints]
+    jobs: list[Any] = []
+    for c in cfgs:
+        ep = by_origin.get(c.origin)
+        jobs.append(("cdn", c.origin, "endpoint", partial(_endpoint, c, ep)))
+        if ep is not None:
+            base = c.endpoint_url or f"https://{ep.custom_domain or ep.endpoint}"
+            for path in c.sample_paths:
+                jobs.append(("cdn", f"{c.origin}/{path}", "cache-control", partial(_cache_control, r, c, base, path)))
+    return r.fan_out(jobs)
+
+
+def _endpoint(c: CdnConfig, ep: Any) -> Verdict:
+    if ep is None:
+        return CRIT, f"no CDN endpoint for origin {c.origin}", {}
+    details = {"id": ep.id, "endpoint": ep.endpoint, "ttl": ep.ttl}
+    if c.bucket and not c.origin.startswith(c.bucket + "."):
+        return CRIT, f"origin {c.origin} is not bucket {c.bucket}", details
+    return OK, f"endpoint {ep.endpoint} (ttl {ep.ttl}s)", details
+
+
+def _cache_control(r: Runner, c: CdnConfig, base: str, path: str) -> Verdict:
+    import httpx
+
+    url = f"{base.rstrip('/')}/{path.lstrip('/')}"
+    try:
+        resp = r.web.head(url)
+    except httpx.HTTPError as exc:
+        return UNKNOWN, f"{url}: {type(exc).__name__}", {"url": url}
+    cc = resp.headers.get("cache-control", "")
+    details = {"url": url, "status": resp.status_code, "cache_control": cc, "x_cache": resp.headers.get("x-cache")}
+    if resp.status_code >= 400:
+        return WARN, f"{url} answered {resp.status_code}", details
+    policy = next((p for p in sorted(c.cache_policy, key=lambda p: -len(p.prefix)) if path.startswith(p.prefix)), None)
+    if policy is None:
+        return OK, f"Cache-Control: {cc or '-'} (no policy for this path)", details
+    m = MAX_AGE.search(cc)
+    got = int(m.group(1)) if m else None
+    want = int(policy.max_age)
+    details["expected_max_age"] = want
+    if got != want:
+        return WARN, f"max-age {got}, policy wants {want} for {policy.prefix}", details
+    return OK, f"max-age {got} as the policy for {policy.prefix} asks", details
