@@ -21,12 +21,9 @@ from pathlib import Path
 
 
 def sandbox_env(d: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for line in (d / "env.sh").read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[7:].partition("=")
-            env[k] = v.strip("'")
-    return env
+    from doops.sandbox.control import read_env_file
+
+    return {**os.environ, **read_env_file(d / "env.sh")}
 
 
 def replica_uri(env: dict[str, str]) -> str:

@@ -37,12 +37,9 @@ print(json.dumps({"seconds": time.perf_counter() - t, "api_requests": r.api_requ
 
 
 def sandbox_env(d: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for line in (d / "env.sh").read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[7:].partition("=")
-            env[k] = v.strip("'")
-    return env
+    from doops.sandbox.control import read_env_file
+
+    return {**os.environ, **read_env_file(d / "env.sh")}
 
 
 def doops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

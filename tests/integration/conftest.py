@@ -22,12 +22,7 @@ class Sandbox:
     @property
     def env(self) -> dict[str, str]:
         """The variables of env.sh, for run_doops(env=...)."""
-        out: dict[str, str] = {}
-        for line in (self.dir / control.ENV_FILE).read_text().splitlines():
-            if line.startswith("export "):
-                key, _, value = line[len("export "):].partition("=")
-                out[key] = value.strip("'")
-        return out
+        return control.read_env_file(self.dir / control.ENV_FILE)
 
     @property
     def token(self) -> str:

@@ -7,19 +7,9 @@ from datetime import UTC, datetime
 
 import click
 
+from doops.cli.params import duration
 from doops.context import AppContext
 from doops.output import render
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from doops.units import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _max_lag(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
@@ -63,9 +53,9 @@ def failover() -> None:
               help="Refuse when the replica is further behind (default 1MiB and 5s; repeat for both).")
 @click.option("--accept-data-loss", is_flag=True,
               help="Promote even when the lag is over the limit or cannot be measured (primary down).")
-@click.option("--rto", callback=_duration, metavar="DURATION",
+@click.option("--rto", callback=duration, metavar="DURATION",
               help="Recovery time objective to meet (default: the config's objectives.database_rto, 2m).")
-@click.option("--timeout", default="10m", show_default=True, callback=_duration, metavar="DURATION",
+@click.option("--timeout", default="10m", show_default=True, callback=duration, metavar="DURATION",
               help="How long to wait for the new primary to take writes.")
 @click.option("--detected-at", callback=_when, metavar="TIME",
               help="When the failure was detected (RFC 3339): the RTO is measured from it instead.")

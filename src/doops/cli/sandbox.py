@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from doops.cli.params import duration
 from doops.context import AppContext
 from doops.output import render
 
@@ -18,17 +19,6 @@ def _dir(path: str | None) -> Path:
     from doops.sandbox.control import resolve_dir
 
     return resolve_dir(path)
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from doops.units import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -48,7 +38,7 @@ def sandbox() -> None:
 @click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
 @click.option("--scenario", metavar="FILE", help="Scenario YAML merged onto the default (PLATFORM.md).")
 @click.option("--latency", type=click.IntRange(0, 60_000), metavar="MS", help="API latency to add to every call.")
-@click.option("--ttl", default="4h", show_default=True, callback=_duration,
+@click.option("--ttl", default="4h", show_default=True, callback=duration,
               help="Stop by itself after this long (0 = never), so none is left running by accident.")
 @click.pass_obj
 def up(app: AppContext, dir_: str | None, scenario: str | None, latency: int | None, ttl: float) -> None:

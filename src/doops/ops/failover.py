@@ -19,6 +19,7 @@ from doops.clients import pg
 from doops.clients.models import DatabaseCluster, DatabaseReplica
 from doops.context import AppContext
 from doops.errors import ApiError, Interrupted, OperationFailed, UnknownStateError, UsageError
+from doops.ops.dbtarget import db_target
 from doops.output import TableSection
 from doops.units import format_duration
 
@@ -159,16 +160,7 @@ def _pick_replica(opts: FailoverOptions, replicas: list[DatabaseReplica], cluste
 
 
 def _target(app: AppContext, cluster: DatabaseCluster, conn: Any) -> pg.Target:
-    import os
-
-    if conn is None:
-        raise UnknownStateError(f"the API gives no connection for {cluster.name}")
-    cfg = app.config.database(cluster.name)
-    password = os.environ.get(cfg.password_env) if cfg and cfg.password_env else None
-    sslmode = cfg.sslmode if cfg else "require"
-    ca = app.do.database_ca(cluster.id) if sslmode.startswith("verify") else None
-    return pg.Target.from_connection(conn, dbname=cfg.database if cfg else None, user=cfg.user if cfg else None,
-                                     password=password, sslmode=sslmode, ca_pem=ca, connect_timeout=3)
+    return db_target(app, cluster, conn)
 
 
 def _heartbeat_table(app: AppContext, cluster: DatabaseCluster) -> str | None:

@@ -35,6 +35,16 @@ def resolve_dir(path: str | os.PathLike[str] | None) -> Path:
     return Path(path).expanduser().resolve() if path else default_dir()
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables an env.sh exports (what `. env.sh` would set), for scripts and tests."""
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            out[key] = value.strip("'")
+    return out
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False

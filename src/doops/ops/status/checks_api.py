@@ -172,7 +172,9 @@ def _trigger(r: Runner, t: Trigger) -> Verdict:
 def collect_monitoring(r: Runner) -> list[CheckResult]:
     def policies_cover_databases() -> Verdict:
         policies = r.shared("alert_policies", r.app.do.list_alert_policies)
-        clusters = r.shared("db_clusters", r.app.do.list_database_clusters)
+        from doops.ops.status.checks_data import database_clusters
+
+        clusters = database_clusters(r)
         covered = {e for p in policies if p.enabled for e in p.entities}
         missing = [c.name for c in clusters if c.id not in covered]
         details = {"policies": len(policies), "enabled": sum(p.enabled for p in policies), "uncovered": missing}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from typing import Any
 
 from doops.clients import pg
 from doops.clients.models import DatabaseCluster, DatabaseReplica
-from doops.config import DatabaseConfig
 from doops.errors import UnknownStateError
+from doops.ops.dbtarget import db_target
 from doops.ops.status.engine import Runner, Verdict
 from doops.ops.status.model import CheckResult, Status
 from doops.units import format_duration
@@ -18,8 +17,9 @@ OK, WARN, CRIT, UNKNOWN = Status.OK, Status.WARN, Status.CRIT, Status.UNKNOWN
 CACHE_ENGINES = ("redis", "valkey")
 
 
-def _clusters(r: Runner) -> list[DatabaseCluster]:
-    return list(r.shared("db_clusters", r.app.do.list_database_clusters))
+def database_clusters(r: Runner) -> list[DatabaseCluster]:
+    tag = r.app.config.discover_tag  # resources the config does not name are discovered by this tag
+    return list(r.shared("db_clusters", lambda: r.app.do.list_database_clusters(tag)))
 
 
 def _scope(r: Runner, clusters: list[DatabaseCluster], wanted: list[str], engines: tuple[str, ...],
@@ -31,21 +31,15 @@ def _scope(r: Runner, clusters: list[DatabaseCluster], wanted: list[str], engine
     return [c for c in clusters if c.engine in engines], missing
 
 
-def target_for(r: Runner, cluster: DatabaseCluster, conn: Any, cfg: DatabaseConfig | None) -> pg.Target:
-    """Connection settings for a cluster or replica: config overrides, else the API's connection object."""
-    if conn is None:
-        raise UnknownStateError(f"the API gives no connection for {cluster.name}")
-    password = os.environ.get(cfg.password_env) if cfg and cfg.password_env else None
-    sslmode = cfg.sslmode if cfg else "require"
-    ca = r.shared(f"ca:{cluster.id}", lambda: r.app.do.database_ca(cluster.id)) if sslmode.startswith("verify") \
-        else None
-    return pg.Target.from_connection(conn, dbname=cfg.database if cfg else None, user=cfg.user if cfg else None,
-                                     password=password, sslmode=sslmode, ca_pem=ca)
+def target_for(r: Runner, cluster: DatabaseCluster, conn: Any) -> pg.Target:
+    """The shared connection rule, with the cluster's CA fetched once per run."""
+    return db_target(r.app, cluster, conn,
+                     ca=lambda cid: str(r.shared(f"ca:{cid}", lambda: r.app.do.database_ca(cid))))
 
 
 def collect_databases(r: Runner) -> list[CheckResult]:
     try:
-        clusters = _clusters(r)
+        clusters = database_clusters(r)
     except Exception as exc:
         return [r.failed("databases", "*", "list", exc)]
     cfgs = {c.name: c for c in r.app.config.databases.clusters}
@@ -53,12 +47,11 @@ def collect_databases(r: Runner) -> list[CheckResult]:
     jobs: list[Any] = []
     replica_lists: dict[str, Any] = {}
     for c in scope:
-        cfg = cfgs.get(c.name)
         jobs += [
             ("databases", c.name, "status", partial(_status, c)),
             ("databases", c.name, "maintenance", partial(_maintenance, c)),
             ("databases", c.name, "backups", partial(_backups, r, c)),
-            ("databases", c.name, "connections", partial(_connections, r, c, cfg)),
+            ("databases", c.name, "connections", partial(_connections, r, c)),
         ]
         replica_lists[c.name] = r.pool.submit(r.app.do.list_replicas, c.id)
     results += r.fan_out(jobs)
@@ -71,7 +64,7 @@ def collect_databases(r: Runner) -> list[CheckResult]:
             continue
         cfg = cfgs.get(c.name)
         for rep in replicas:
-            lag_jobs.append(("databases", rep.name, "replica", partial(_replica, r, c, rep, cfg)))
+            lag_jobs.append(("databases", rep.name, "replica", partial(_replica, r, c, rep)))
         expected = set(cfg.replicas) if cfg else set()
         for name in sorted(expected - {rep.name for rep in replicas}):
             results.append(r.verdict("databases", name, "replica", CRIT, f"replica {name} of {c.name} not found"))
@@ -108,10 +101,10 @@ def _backups(r: Runner, c: DatabaseCluster) -> Verdict:
     return OK, f"latest backup {format_duration(age)} old, {len(backups)} kept", details
 
 
-def _connections(r: Runner, c: DatabaseCluster, cfg: DatabaseConfig | None) -> Verdict:
+def _connections(r: Runner, c: DatabaseCluster) -> Verdict:
     th = r.app.config.thresholds
     try:
-        use = pg.usage(target_for(r, c, c.connection, cfg))
+        use = pg.usage(target_for(r, c, c.connection))
     except UnknownStateError as exc:
         if "Connection refused" in exc.message:
             # A refusal is an answer: the API may still say online, but no server listens there.
@@ -132,14 +125,14 @@ def _connections(r: Runner, c: DatabaseCluster, cfg: DatabaseConfig | None) -> V
     return OK, "primary reachable, " + text, details
 
 
-def _replica(r: Runner, c: DatabaseCluster, rep: DatabaseReplica, cfg: DatabaseConfig | None) -> Verdict:
+def _replica(r: Runner, c: DatabaseCluster, rep: DatabaseReplica) -> Verdict:
     th = r.app.config.thresholds
     details: dict[str, Any] = {"region": rep.region, "status": rep.status}
     if rep.status != "online":
         return (WARN if rep.status == "creating" else CRIT), f"replica status {rep.status}", details
-    replica_target = target_for(r, c, rep.connection, cfg)
+    replica_target = target_for(r, c, rep.connection)
     try:
-        primary_target: pg.Target | None = target_for(r, c, c.connection, cfg)
+        primary_target: pg.Target | None = target_for(r, c, c.connection)
         lag = pg.replica_lag(replica_target, primary_target)
     except UnknownStateError as exc:
         if "cannot connect to" in exc.message and replica_target.masked() not in exc.message:
@@ -162,7 +155,7 @@ def _replica(r: Runner, c: DatabaseCluster, rep: DatabaseReplica, cfg: DatabaseC
 
 def collect_cache(r: Runner) -> list[CheckResult]:
     try:
-        clusters = _clusters(r)
+        clusters = database_clusters(r)
     except Exception as exc:
         return [r.failed("cache", "*", "list", exc)]
     cfgs = {c.name: c for c in r.app.config.databases.caches}
