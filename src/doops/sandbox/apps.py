@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from doops.sandbox.loopback import LoopbackServer
+
 log = logging.getLogger(__name__)
 
 DEFAULT_APPS: dict[str, list[str]] = {"learnhub-api": ["api", "ws"], "learnhub-web": ["web"]}
@@ -38,7 +40,6 @@ def _labels(**kv: str) -> str:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     app: AppServer
 
 
@@ -82,8 +83,7 @@ class AppServer:
         self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self._hist: dict[str, list[float]] = {}  # path -> per-bucket counts + [sum, count] at the end
         self._started_at = time.time()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(_Handler, f"app-{name}", app=self)
         self.start_seconds: float | None = None
 
     @property
@@ -94,19 +94,14 @@ class AppServer:
     @property
     def address(self) -> str:
         """host:port, as a Prometheus scrape target."""
-        if self._server is None:
+        if not self._server.running:
             raise RuntimeError(f"app {self.name} not started")
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
+        return f"{self._server.host}:{self._server.port}"
 
     def start(self) -> AppServer:
         """Bind a free loopback port and serve in a thread. Returns self."""
         t0 = time.monotonic()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.app = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name=f"app-{self.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._server.start()
         self._started_at = time.time()
         self.start_seconds = time.monotonic() - t0
         log.info("app %s live on %s", self.name, self.url)
@@ -114,18 +109,12 @@ class AppServer:
 
     def stop(self) -> None:
         """Stop serving and close the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._server.stop()
 
     @property
     def running(self) -> bool:
         """Whether the live URL is being served."""
-        return self._server is not None
+        return self._server.running
 
     def __enter__(self) -> AppServer:
         return self.start()

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from doops.sandbox.loopback import LoopbackServer
 from doops.sandbox.spaces import s3_client
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ class _Entry:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     proxy: CdnProxy
 
 
@@ -107,39 +107,27 @@ class CdnProxy:
         self._hits = 0
         self._misses = 0
         self._purged = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(_Handler, f"cdn-{bucket}", proxy=self)
         self.start_seconds: float | None = None
 
     @property
     def url(self) -> str:
         """Base URL of the edge (http://127.0.0.1:<port>)."""
-        if self._server is None:
+        if not self._server.running:
             raise RuntimeError("CdnProxy not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> CdnProxy:
         """Bind 127.0.0.1 on a free port and serve in a thread. Returns self."""
         t0 = time.monotonic()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.proxy = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name=f"cdn-{self.bucket}",
-                                        daemon=True)
-        self._thread.start()
+        self._server.start()
         self.start_seconds = time.monotonic() - t0
         log.info("cdn endpoint for %s on %s (ttl %ss)", self.bucket, self.url, self.ttl)
         return self
 
     def stop(self) -> None:
         """Stop serving and close the listening socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> CdnProxy:
         return self.start()

@@ -22,12 +22,13 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from doops.sandbox import pidfiles
 from doops.sandbox.control import CONFIG_FILE, ENV_FILE, PID_FILE, STATE_FILE
+from doops.sandbox.loopback import LoopbackServer
 
 log = logging.getLogger("doops.sandbox")
 
@@ -83,7 +84,7 @@ class Supervisor:
         self.prom: Any = None
         self.twin: Any = None
         self.world: Any = None
-        self.control: ThreadingHTTPServer | None = None
+        self.control: LoopbackServer | None = None
         self.started_at = time.time()
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
@@ -246,9 +247,7 @@ class Supervisor:
             def do_POST(self) -> None:
                 self._handle("POST")
 
-        self.control = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.control.daemon_threads = True
-        threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()
+        self.control = LoopbackServer(Handler, "control").start()
 
     # -- state files --------------------------------------------------------------------------------
 
@@ -263,7 +262,7 @@ class Supervisor:
             "timings": self.timings,
             "ttl_seconds": self.ttl,
             "api_url": self.twin.url,
-            "control_url": f"http://127.0.0.1:{self.control.server_address[1]}",
+            "control_url": self.control.url,
             "admin_secret": self.admin_secret,
             "token": self.token,
             "readonly_token": self.readonly_token,
@@ -418,7 +417,7 @@ class Supervisor:
     def components(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [
             {"name": "supervisor", "kind": "process", "pid": os.getpid(),
-             "port": self.control.server_address[1] if self.control else None, "healthy": True},
+             "port": self.control.port if self.control else None, "healthy": True},
             {"name": "api-twin", "kind": "http", "pid": os.getpid(), "port": self.twin.port,
              "healthy": _port_open(self.twin.port)},
         ]
@@ -448,7 +447,7 @@ class Supervisor:
 
     def shutdown(self) -> None:
         steps: list[tuple[str, Any]] = [
-            ("control", self._stop_control),
+            ("control", lambda: self.control.stop() if self.control else None),
             ("twin", lambda: self.twin.stop() if self.twin else None),
             ("cdn", lambda: [p.stop() for p in self.cdn.values()]),
             ("prometheus", lambda: self.prom.stop() if self.prom else None),
@@ -461,11 +460,6 @@ class Supervisor:
                 fn()
             except Exception as exc:  # keep stopping the rest
                 log.error("stopping %s failed: %s", name, exc)
-
-    def _stop_control(self) -> None:
-        if self.control is not None:
-            self.control.shutdown()
-            self.control.server_close()
 
 
 def _port_open(port: int) -> bool:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from doops.sandbox.api.errors import RATE_LIMIT_MESSAGE, UNAUTHORIZED_MESSAGE, ApiError, error_id
 from doops.sandbox.api.limits import RateDecision
 from doops.sandbox.api.state import RequestRecord, World
+from doops.sandbox.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class TwinServer:
         request_log_path: str | Path | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the twin only binds loopback")
+            raise ValueError("the twin only binds loopback")  # checked here too: before any state is built
         self.world = world
         self.host = host
         self.port = port
@@ -194,39 +195,29 @@ class TwinServer:
         self.admin_secret = admin_secret or secrets.token_urlsafe(24)
         self.request_log_path = Path(request_log_path) if request_log_path else None
         self.router = build_router()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self._log_lock = threading.Lock()
 
     @property
     def url(self) -> str:
         """Base URL (``http://127.0.0.1:PORT``); valid after ``start()``."""
-        if self._httpd is None:
+        if self._server is None or not self._server.running:
             raise RuntimeError("twin not started")
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+        return self._server.url
 
     def start(self) -> TwinServer:
         """Bind and serve in a daemon thread; returns self."""
         handler = type("TwinHandler", (_Handler,), {"twin": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="do-twin", daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(handler, "do-twin", self.host, self.port, poll_interval=0.05).start()
+        self.port = self._server.port
         log.info("DigitalOcean API twin listening on %s", self.url)
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> TwinServer:
         return self.start()
