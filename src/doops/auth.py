@@ -63,7 +63,7 @@ def resolve_token(flag_token: str | None = None, context: str | None = None) -> 
     raise AuthError(
         "no DigitalOcean token found (looked at --access-token, DIGITALOCEAN_ACCESS_TOKEN, "
         "DIGITALOCEAN_TOKEN and doctl's config.yaml)",
-        hint="export DIGITALOCEAN_ACCESS_TOKEN=... or run `doctl auth init`",
+        hint="set DIGITALOCEAN_ACCESS_TOKEN, pass --access-token, or run `doctl auth init`",
     )
 
 

@@ -103,3 +103,9 @@ def test_trigger_lateness_around_the_fire_time() -> None:
     assert _trigger(R(datetime(2026, 1, 1, 12, 33, 0, tzinfo=UTC)), t)[0].value == "crit"  # 12:15, 12:30 missed
     stale = Trigger("s", "SCHEDULED", True, "*/15 * * * *", datetime(2020, 1, 1, tzinfo=UTC))
     assert _trigger(R(datetime(2026, 1, 1, 12, 15, 30, tzinfo=UTC)), stale)[0].value == "crit"
+
+
+def test_missing_explicit_config_is_exit_4(tmp_path: Path) -> None:
+    res = run_doops(["--config", str(tmp_path / "nope.yaml"), "status"],
+                    env={"DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN})
+    assert res.exit_code == 4 and "nope.yaml" in res.stderr and res.stdout == ""

@@ -84,6 +84,7 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
     from doops.ops.failover import FailoverFailed, FailoverOptions, PrecheckFailed
     from doops.ops.failover import failover as run
 
+    _ = app.config  # a missing or invalid explicit config is bad input (exit 4) before anything runs
     opts = FailoverOptions(
         cluster=cluster, region=region, replica=replica,
         max_lag_bytes=int(max_lag.get("bytes", 1024 * 1024)), max_lag_seconds=max_lag.get("seconds", 5.0),

@@ -32,6 +32,7 @@ def status(app: AppContext, components: tuple[str, ...], watch: float | None, co
     from doops.ops.status import run_status, validate_components
 
     chosen = validate_components(components)
+    _ = app.config  # a missing or invalid explicit config is bad input (exit 4), not an unknown check
     if watch:
         from doops.cli.watch import watch_status
 
