@@ -109,3 +109,28 @@ def test_missing_explicit_config_is_exit_4(tmp_path: Path) -> None:
     res = run_doops(["--config", str(tmp_path / "nope.yaml"), "status"],
                     env={"DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN})
     assert res.exit_code == 4 and "nope.yaml" in res.stderr and res.stdout == ""
+
+
+def test_deployment_error_and_stuck() -> None:
+    base = {"spec": {"name": "x", "alerts": [{"rule": "DEPLOYMENT_FAILED"}]},
+            "active_deployment": {"id": "act1", "phase": "ACTIVE", "created_at": "2026-01-01T00:00:00Z"}}
+    apps = [
+        {**base, "id": "a1", "spec": {"name": "failed-now"},
+         "in_progress_deployment": {"id": "bad1", "phase": "ERROR", "created_at": "2026-01-02T00:00:00Z"}},
+        {**base, "id": "a2", "spec": {"name": "stuck"},
+         "in_progress_deployment": {"id": "slow1", "phase": "BUILDING", "created_at": "2020-01-01T00:00:00Z"}},
+        {**base, "id": "a3", "spec": {"name": "failed-before"}, "last_deployment_created_at": "2026-01-03T00:00:00Z"},
+    ]
+    with respx.mock(base_url=API, assert_all_called=False) as router:
+        router.get("/v2/apps").respond(200, json={"apps": apps, "links": {}, "meta": {"total": 3}})
+        router.get(url__regex=r"/v2/apps/a\d/health").respond(200, json={"app_health": {"components": []}})
+        latest = router.get("/v2/apps/a3/deployments").respond(200, json={"deployments": [
+            {"id": "bad3", "phase": "ERROR", "created_at": "2026-01-03T00:00:00Z"}], "links": {}, "meta": {"total": 1}})
+        res = run_doops(["status", "-o", "json", "apps"], env={"DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN})
+    by = {(c["resource"], c["check"]): c for c in res.json["checks"]}
+    assert by[("failed-now", "deployment")]["status"] == "crit"
+    stuck = by[("stuck", "deployment")]
+    assert stuck["status"] == "warn" and "stuck in BUILDING" in stuck["summary"]
+    assert by[("failed-before", "deployment")]["status"] == "crit"
+    assert latest.call_count == 1  # the extra call only for the app whose newest deployment is not active
+    assert res.exit_code == 2
