@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,10 +72,6 @@ class AppContext:
     def close(self) -> None:
         if self._do is not None:
             self._do.http.close()
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
 
 
 def color_enabled(no_color_flag: bool) -> bool:

@@ -46,10 +46,6 @@ def mask(text: str) -> str:
     return text
 
 
-def mask_dsn(dsn: str) -> str:
-    return mask(dsn)
-
-
 class MaskingFilter(logging.Filter):
     """Applied to doops's log handler: the formatted message is masked before it reaches stderr."""
 

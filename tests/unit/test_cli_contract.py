@@ -89,3 +89,11 @@ def test_python_dash_m_works() -> None:
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-m", "doops", "--version"], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "doops" in out.stdout
+
+
+def test_traceback_only_with_debug(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    plain = run_doops(["--config", missing, "status"])
+    traced = run_doops(["--debug", "--config", missing, "status"])
+    assert plain.exit_code == traced.exit_code == 4
+    assert "Traceback" not in plain.stderr and "Traceback" in traced.stderr

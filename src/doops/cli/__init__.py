@@ -48,9 +48,10 @@ class LazyGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(args) if args is not None else sys.argv[1:]
         code = run_guarded(lambda: super(LazyGroup, self).main(
             args=args, prog_name=prog_name or "doops", complete_var=complete_var, standalone_mode=False, **extra
-        ))
+        ), debug="--debug" in argv)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -92,10 +93,12 @@ def add_output_options(cmd: click.Command) -> None:
     cmd._doops_output_options = True  # type: ignore[attr-defined]
 
 
-def run_guarded(fn: Any) -> int:
-    """Run the command; map every outcome to the exit-code table (docs/exit-codes.md)."""
-    debug = "--debug" in sys.argv or os.environ.get("DOOPS_DEBUG") == "1"
-    ctx_obj: Any = None
+def run_guarded(fn: Any, debug: bool = False) -> int:
+    """Run the command; map every outcome to the exit-code table (docs/exit-codes.md).
+
+    ``debug`` comes from the arguments being run (not sys.argv), so in-process runs trace like real ones.
+    """
+    debug = debug or os.environ.get("DOOPS_DEBUG") == "1"
     try:
         rv = fn()
         return int(rv) if isinstance(rv, int) else 0
@@ -115,7 +118,7 @@ def run_guarded(fn: Any) -> int:
         _error(exc.format_message(), None)
         return ExitCode.USAGE
     except DoopsError as exc:
-        if debug or getattr(ctx_obj, "debug", False):
+        if debug:
             import traceback
 
             from doops.secrets import mask

@@ -13,6 +13,7 @@ from doops.context import AppContext
 from doops.output import render
 
 DIR_HELP = "Sandbox directory (default $XDG_STATE_HOME/doops/sandbox)."
+dir_option = click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
 
 
 def _dir(path: str | None) -> Path:
@@ -35,7 +36,7 @@ def sandbox() -> None:
 
 
 @sandbox.command("up")
-@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@dir_option
 @click.option("--scenario", metavar="FILE", help="Scenario YAML merged onto the default (PLATFORM.md).")
 @click.option("--latency", type=click.IntRange(0, 60_000), metavar="MS", help="API latency to add to every call.")
 @click.option("--ttl", default="4h", show_default=True, callback=duration,
@@ -70,7 +71,7 @@ def up(app: AppContext, dir_: str | None, scenario: str | None, latency: int | N
 
 
 @sandbox.command("env")
-@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@dir_option
 def env(dir_: str | None) -> None:
     """Print the running sandbox's env.sh.
 
@@ -84,7 +85,7 @@ def env(dir_: str | None) -> None:
 
 
 @sandbox.command("status")
-@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@dir_option
 @click.pass_obj
 def status(app: AppContext, dir_: str | None) -> None:
     """Each process of the sandbox: kind, pid, port, health, and the active faults.
@@ -108,7 +109,7 @@ def status(app: AppContext, dir_: str | None) -> None:
 
 
 @sandbox.command("down")
-@click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
+@dir_option
 @click.option("--keep", is_flag=True, help="Keep the data directory (databases, logs).")
 @click.pass_obj
 def down(app: AppContext, dir_: str | None, keep: bool) -> None:
@@ -139,9 +140,6 @@ def _apply(app: AppContext, dir_: str | None, spec: dict[str, Any]) -> None:
     from doops.ops import sandbox as ops
 
     render(ops.fault(_dir(dir_), spec), app.output)
-
-
-dir_option = click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
 
 
 @fault.command("latency")

@@ -352,6 +352,7 @@ def _await_writable(app: AppContext, opts: FailoverOptions, cluster: DatabaseClu
     deadline = time.monotonic() + opts.timeout_seconds
     delay = 0.05
     new: DatabaseCluster | None = None
+    new_target: pg.Target | None = None  # built once: with verify-full it costs a CA call to the API
     api_online: datetime | None = result.timings.api_online
     writable: datetime | None = result.timings.writable
     last_error = ""
@@ -364,10 +365,12 @@ def _await_writable(app: AppContext, opts: FailoverOptions, cluster: DatabaseClu
                     events("check", f"API shows {new.name} online")
             except ApiError as exc:
                 last_error = exc.message
-        if writable is None and new is not None and new.connection is not None:
+        if new_target is None and new is not None and new.connection is not None:
+            new_target = _target(app, new, new.connection)
+        if writable is None and new_target is not None:
             try:
-                writable = _prove_write(_target(app, new, new.connection))
-                events("check", f"{new.name} accepted a write (pg_is_in_recovery() = false, canary read back)")
+                writable = _prove_write(new_target)
+                events("check", f"{new_name} accepted a write (pg_is_in_recovery() = false, canary read back)")
             except UnknownStateError as exc:
                 last_error = exc.message
         if api_online is None or writable is None:
@@ -380,7 +383,7 @@ def _await_writable(app: AppContext, opts: FailoverOptions, cluster: DatabaseClu
     if writable is not None:
         result.rto_seconds = round((writable - start).total_seconds(), 3)
         result.met = result.rto_seconds <= result.rto_target_seconds
-    result.data_loss = _data_loss(app, cluster, new, sent)
+    result.data_loss = _data_loss(app, cluster, new_target, sent)
     try:
         result.topology_after = _after(app, cluster, new)
     except ApiError:
@@ -428,13 +431,13 @@ def _prove_write(target: pg.Target) -> datetime:
     return datetime.now(UTC)
 
 
-def _data_loss(app: AppContext, old: DatabaseCluster, new: DatabaseCluster | None, sent: datetime) -> dict[str, Any]:
+def _data_loss(app: AppContext, old: DatabaseCluster, new: pg.Target | None, sent: datetime) -> dict[str, Any]:
     """Heartbeat rows the old primary wrote before the promotion that the new primary lacks."""
     table = _heartbeat_table(app, old)
-    if not table or new is None or new.connection is None:
+    if not table or new is None:
         return {}
     try:
-        with pg.connect(_target(app, new, new.connection)) as conn:
+        with pg.connect(new) as conn:
             row = conn.execute(f"select coalesce(max(id), 0) from {table} where written_at <= %s", (sent,)).fetchone()
         new_max = int(row[0]) if row else 0
     except UnknownStateError as exc:
