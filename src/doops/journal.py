@@ -28,11 +28,19 @@ def state_dir() -> Path:
     return d
 
 
-def audit(action: str, record: dict[str, Any]) -> Path:
-    """Append one JSON line (who, when, what) to the audit journal; returns its path."""
-    path = state_dir() / "audit.jsonl"
-    entry = {"time": datetime.now(UTC).isoformat(), "user": _user(), "host": socket.gethostname(),
-             "action": action, **to_data(record)}
+def audit_path() -> Path:
+    return state_dir() / "audit.jsonl"
+
+
+def audit(action: str, record: dict[str, Any], platform: Any = None) -> Path:
+    """Append one JSON line (who, when, on which platform, what) to the audit journal; returns its path.
+
+    ``platform`` (an ``ops.audit.Identity``) says the API host, the account and whether it was a sandbox.
+    """
+    path = audit_path()
+    entry = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "user": _user(),
+             "host": socket.gethostname(), "action": action,
+             "platform": to_data(platform) if platform is not None else None, **to_data(record)}
     line = mask(json.dumps(entry, sort_keys=False))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as fh:
@@ -73,6 +81,15 @@ def exclusive(name: str) -> Iterator[None]:
         yield
     finally:
         fh.close()
+
+
+def platform_key(api_host: str, resource_id: str) -> str:
+    """A file-name-safe key for one resource on one platform (API host + id)."""
+    import hashlib
+    import re
+
+    digest = hashlib.sha256(f"{api_host}|{resource_id}".encode()).hexdigest()[:12]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', resource_id)[:64]}-{digest}"
 
 
 def pending_path(kind: str, key: str) -> Path:

@@ -83,26 +83,31 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def select_columns(section: TableSection, wanted: Sequence[str] | None) -> TableSection:
-    """Apply ``--format COL,COL``; an unknown column is bad input naming the valid ones."""
+def check_columns(wanted: Sequence[str] | None, valid: Sequence[str]) -> None:
+    """``--format COL,COL`` against the columns a command can show: an unknown one is bad input (exit 4),
+    decided when the command starts, before anything is sent."""
+    known = {c.lower() for c in valid}
+    for col in wanted or ():
+        if col.strip().lower() not in known:
+            raise UsageError(f"unknown column {col!r} for --format",
+                             hint="valid columns: " + ",".join(dict.fromkeys(valid)))
+
+
+def select_columns(sections: list[TableSection], wanted: Sequence[str] | None) -> list[TableSection]:
+    """Apply ``--format COL,COL`` to every table of a result: each keeps the named columns it has, in the order
+    given; a table with none of them is left out (a multi-table result is narrowed to what was asked for)."""
     if not wanted:
-        return section
-    index = {c.lower(): i for i, c in enumerate(section.columns)}
-    picked: list[int] = []
-    for col in wanted:
-        key = col.strip().lower()
-        if key not in index:
-            raise UsageError(
-                f"unknown column {col!r} for --format",
-                hint="valid columns: " + ",".join(section.columns),
-            )
-        picked.append(index[key])
-    return TableSection(
-        columns=[section.columns[i] for i in picked],
-        rows=[[row[i] for i in picked] for row in section.rows],
-        title=section.title,
-        styles=section.styles,
-    )
+        return sections
+    check_columns(wanted, [c for s in sections for c in s.columns])
+    out = []
+    for section in sections:
+        index = {c.lower(): i for i, c in enumerate(section.columns)}
+        picked = [index[k] for k in (w.strip().lower() for w in wanted) if k in index]
+        if picked:
+            out.append(TableSection(columns=[section.columns[i] for i in picked],
+                                    rows=[[row[i] for i in picked] for row in section.rows],
+                                    title=section.title, styles=section.styles))
+    return out
 
 
 def render_table(sections: list[TableSection], opts: OutputOptions, stream: IO[str]) -> None:
@@ -117,8 +122,7 @@ def render_table(sections: list[TableSection], opts: OutputOptions, stream: IO[s
         soft_wrap=True,
         width=200 if not stream.isatty() else None,
     )
-    for n, raw in enumerate(sections):
-        section = select_columns(raw, opts.columns)
+    for n, section in enumerate(select_columns(sections, opts.columns)):
         if opts.no_header:
             # Script-friendly: tab separated, no decoration.
             for row in section.rows:

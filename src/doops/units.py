@@ -14,26 +14,36 @@ _SIZE_UNITS = {
 
 
 def parse_duration(text: str | float | int) -> float:
-    """Seconds from '90', '90s', '2m', '1.5h', '500ms'; ValueError names the accepted forms."""
+    """Seconds from '90', '90s', '2m', '1.5h', '500ms'; ValueError names the accepted forms.
+
+    One rule for every duration doops takes (options and config alike): it must be greater than zero. A zero
+    timeout or objective is never what was meant, and silently replacing it with a default hides the mistake.
+    """
     if isinstance(text, int | float) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"duration must not be negative: {text}")
-        return float(text)
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValueError(f"invalid duration {text!r}: use a number with ms, s, m, h or d (e.g. 90s, 2m)")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        seconds = float(text)
+    else:
+        m = _DURATION.match(str(text))
+        if not m:
+            raise ValueError(f"invalid duration {text!r}: use a number with ms, s, m, h or d (e.g. 90s, 2m)")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if not seconds > 0:
+        raise ValueError(f"duration {text!r} must be greater than zero (e.g. 500ms, 90s, 2m)")
+    return seconds
 
 
 def parse_size(text: str | int) -> int:
-    """Bytes from '1048576', '1MiB', '512kB'."""
+    """Bytes from '1048576', '1MiB', '512kB'; like durations, sizes must be greater than zero."""
     if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    m = _SIZE.match(str(text))
-    if not m:
-        raise ValueError(f"invalid size {text!r}: use a number with B, kB, KiB, MB, MiB, GB or GiB")
-    unit = m.group(2).lower() if m.group(2) else None
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+        size = text
+    else:
+        m = _SIZE.match(str(text))
+        if not m:
+            raise ValueError(f"invalid size {text!r}: use a number with B, kB, KiB, MB, MiB, GB or GiB")
+        unit = m.group(2).lower() if m.group(2) else None
+        size = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"size {text!r} must be greater than zero (e.g. 512kB, 1MiB)")
+    return size
 
 
 def format_duration(seconds: float) -> str:

@@ -57,6 +57,14 @@ def test_real_promotion_takes_writes_and_measures_rto(fresh_sandbox: Sandbox, is
     sb = fresh_sandbox
     uri = replica_uri(sb)
     assert in_recovery(uri)
+    # Output options are checked before anything is sent: a bad --format with --yes promotes nothing.
+    secrets = secrets_of(sb)
+    start = len(sb.requests())
+    for bad in (["--format", "nosuchfield"], ["--timeout", "0"], ["--rto", "0s"],
+                ["--detected-at", "2999-01-01T00:00:00Z"]):
+        res = run_doops(["failover", "db", "--region", "ams3", "--yes", *bad], env=sb.env, secrets=secrets)
+        assert res.exit_code == 4 and len(res.stderr.strip().splitlines()) == 1, (bad, res.stderr)
+    assert sb.requests()[start:] == [] and in_recovery(uri)
     res = failover(sb, "--yes")
     assert res.exit_code == 0, res.stderr
     out = res.json
@@ -80,11 +88,26 @@ def test_real_promotion_takes_writes_and_measures_rto(fresh_sandbox: Sandbox, is
     audit = (isolated_env / ".local" / "state" / "doops" / "audit.jsonl").read_text()
     entry = json.loads(audit.strip().splitlines()[-1])
     assert entry["action"] == "failover db" and entry["outcome"] == "promoted" and entry["user"]
+    assert entry["platform"]["sandbox"] is True and entry["platform"]["api_host"].startswith("127.0.0.1:")
+    assert entry["platform"]["account_uuid"] and entry["platform"]["account_email"]
     for secret in secrets_of(sb):
         assert secret not in audit
-    # Running it again: nothing left to promote in ams3 (and no pending run): bad input, exit 4.
+    # DigitalOcean does not fence the old primary: the result says so, and what to repoint.
+    assert any("split-brain risk: learnhub-db still accepts writes" in w for w in out["warnings"])
+    assert any("Repoint application connection strings" in step for step in out["next_steps"])
+    assert "split-brain risk" in res.stderr
+    table = run_doops(["audit", "--operation", "failover db", "--cluster", "learnhub-db"], env=sb.env)
+    assert table.exit_code == 0 and "promoted" in table.stdout and "127.0.0.1" in table.stdout
+    # Running it again: the replica was already promoted; say when, verify only, and invent no RTO.
+    mid = len(sb.requests())
     again = failover(sb, "--yes")
-    assert again.exit_code == 4 and "no replica of learnhub-db in region ams3" in again.stderr
+    assert again.exit_code == 0, again.stderr
+    assert again.json["outcome"] == "verified" and again.json["already_promoted"] is True
+    assert again.json["promoted_at"] is not None and again.json["rto_seconds"] is None and again.json["met"] is None
+    assert "already promoted at" in again.stderr
+    named = failover(sb, "--yes", "--replica", "learnhub-db-ams3")
+    assert named.exit_code == 0 and named.json["rto_seconds"] is None and named.json["outcome"] == "verified"
+    assert api_writes_since(sb, mid) == [], "a re-run only verifies"
 
 
 def test_db_lag_refuses_and_sends_nothing(sandbox: Sandbox) -> None:
@@ -134,7 +157,10 @@ def test_db_stop_needs_accept_data_loss(fresh_sandbox: Sandbox) -> None:
     assert res.exit_code == 0, res.stderr
     assert res.json["outcome"] == "promoted" and res.json["met"] is True
     primary = next(p for p in res.json["prechecks"] if p["name"] == "primary reachable")
-    assert primary["value"] == "no"
+    assert primary["value"] == "no" and primary["ok"] is False and primary["blocking"] is False
+    # The outage began before the promote: the RTO measured from it is short of the truth; say so.
+    assert any("--detected-at" in w for w in res.json["warnings"])
+    assert any("learnhub-db is unreachable now" in w for w in res.json["warnings"])
     assert res.json["data_loss"]["heartbeat_rows_missing"] is None  # the old primary cannot be asked
     assert not in_recovery(replica_uri_promoted(sb))
 

@@ -14,10 +14,12 @@ from typing import Any
 import click
 
 from doops import __version__
+from doops.cli.params import check_format, check_table_columns
 from doops.errors import DoopsError, ExitCode
 
 # name -> (module, attribute, short help shown by `doops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "audit": ("doops.cli.audit", "audit", "Read the audit journal: who did what, where, with what outcome."),
     "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
     "failover": ("doops.cli.failover", "failover", "Promote a database read replica, verified, with measured RTO."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
@@ -58,22 +60,31 @@ class LazyGroup(click.Group):
 
 
 def _set_output(field: str) -> Any:
+    """Callback of an output option given after the command's name; Click calls it whether or not the option
+    was given, before the command runs, so the options given before the name are checked here too."""
+
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if value is None or value is False:
-            return
         app = ctx.find_root().obj
-        if field == "columns":
-            value = [c for c in str(value).split(",") if c.strip()]
-        if field == "color":
-            value = False
-        setattr(app.output, field, value)
+        if value is not None and value is not False:
+            if field == "columns":
+                value = [c for c in str(value).split(",") if c.strip()]
+            if field == "color":
+                value = False
+            setattr(app.output, field, value)
+        if field == "fmt":
+            check_format(ctx, app.output.fmt)
+        elif field == "columns":
+            check_table_columns(ctx, app.output.columns)
 
     return callback
 
 
 def add_output_options(cmd: click.Command) -> None:
     """Every leaf command also takes -o/--format/--no-header/--no-color after its name
-    (`doops status -o json`), overriding the same options given before it."""
+    (`doops status -o json`), overriding the same options given before it.
+
+    The options are checked against what the command renders (declared with ``params.renders``) when the
+    command starts, before it sends anything: a bad ``--format`` must never surface after a promotion."""
     if isinstance(cmd, click.Group):
         for sub in cmd.commands.values():
             add_output_options(sub)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
-from doops.cli.params import duration
+from doops.cli.params import duration, past_time, renders
 from doops.context import AppContext
+from doops.ops.failover import FailoverResult
 from doops.output import render
 
 
 def _max_lag(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
-    """--max-lag 2MiB --max-lag 10s: a size needs a byte unit (B, kB, KiB, MB, MiB...), a duration ms/s/m/h."""
+    """--max-lag 2MiB --max-lag 10s: a size needs a byte unit (B, kB, KiB, MB, MiB...), a duration ms/s/m/h.
+
+    Sizes and durations follow the one rule of doops.units: greater than zero."""
     import re
 
     from doops.units import parse_duration, parse_size
@@ -21,23 +24,16 @@ def _max_lag(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
     out: dict[str, float] = {}
     for v in values:
         text = v.strip()
-        if re.fullmatch(r"\d+(\.\d+)?\s*(ms|s|m|h)", text):
-            out["seconds"] = parse_duration(text)
-        elif re.fullmatch(r"\d+(\.\d+)?\s*([kKmMgG]i?)?[bB]", text):
-            out["bytes"] = float(parse_size(text))
-        else:
-            raise click.BadParameter(f"{v!r} is neither a size (e.g. 1MiB, 512kB) nor a duration (e.g. 5s, 500ms)")
+        try:
+            if re.fullmatch(r"\d+(\.\d+)?\s*(ms|s|m|h)", text):
+                out["seconds"] = parse_duration(text)
+            elif re.fullmatch(r"\d+(\.\d+)?\s*([kKmMgG]i?)?[bB]", text):
+                out["bytes"] = float(parse_size(text))
+            else:
+                raise ValueError(f"{v!r} is neither a size (e.g. 1MiB, 512kB) nor a duration (e.g. 5s, 500ms)")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     return out
-
-
-def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an RFC 3339 time (e.g. 2026-11-26T05:00:00Z)") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @click.group()
@@ -45,6 +41,7 @@ def failover() -> None:
     """Fail over a component to its standby in another region."""
 
 
+@renders(FailoverResult)
 @failover.command("db")
 @click.argument("cluster", required=False)
 @click.option("--region", required=True, help="Region of the read replica to promote (e.g. ams3).")
@@ -57,8 +54,8 @@ def failover() -> None:
               help="Recovery time objective to meet (default: the config's objectives.database_rto, 2m).")
 @click.option("--timeout", default="10m", show_default=True, callback=duration, metavar="DURATION",
               help="How long to wait for the new primary to take writes.")
-@click.option("--detected-at", callback=_when, metavar="TIME",
-              help="When the failure was detected (RFC 3339): the RTO is measured from it instead.")
+@click.option("--detected-at", callback=past_time, metavar="TIME",
+              help="When the failure was detected (RFC 3339, not in the future): the RTO is measured from it.")
 @click.option("--dry-run", is_flag=True, help="Run every pre-check, print the plan, send no write.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.pass_obj
@@ -88,7 +85,7 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
     opts = FailoverOptions(
         cluster=cluster, region=region, replica=replica,
         max_lag_bytes=int(max_lag.get("bytes", 1024 * 1024)), max_lag_seconds=max_lag.get("seconds", 5.0),
-        accept_data_loss=accept_data_loss, rto_seconds=rto, timeout_seconds=timeout or 600.0,
+        accept_data_loss=accept_data_loss, rto_seconds=rto, timeout_seconds=timeout,
         dry_run=dry_run, detected_at=detected_at,
     )
     events = _Events(app.output.color)
@@ -112,7 +109,8 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
 class _Events:
     """Progress on stderr, one line per event (never stdout: it carries the result)."""
 
-    MARKS = {"check": ("ok", "green"), "fail": ("FAIL", "bold red"), "step": ("..", "cyan"), "done": ("done", "green")}
+    MARKS = {"check": ("ok", "green"), "fail": ("FAIL", "bold red"), "warn": ("WARN", "yellow"),
+             "step": ("..", "cyan"), "done": ("done", "green")}
 
     def __init__(self, color: bool) -> None:
         from rich.console import Console
