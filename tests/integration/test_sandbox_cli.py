@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from doops.sandbox import control
+from doops.sandbox.api.state import stable_id
 from tests.helpers import run_doops
 from tests.integration.conftest import Sandbox, start_sandbox
 
@@ -57,6 +58,17 @@ def test_status_lists_every_process(sandbox: Sandbox) -> None:
     assert {"api-twin", "postgres:learnhub-db", "postgres:learnhub-db-ams3", "spaces",
             "app:learnhub-api", "app:learnhub-web"} <= names
     assert all(c["healthy"] for c in res.json["components"])
+
+
+def test_config_and_env_name_prometheus_only_when_it_runs(sandbox: Sandbox) -> None:
+    import yaml
+
+    runs = sandbox.state["prometheus_url"] is not None
+    config = yaml.safe_load((sandbox.dir / control.CONFIG_FILE).read_text())
+    assert ("prometheus" in config) == runs
+    assert ("PROMETHEUS_URL" in sandbox.env) == runs
+    names = {c["name"] for c in control.control(sandbox.state, "GET", "/status")["components"]}
+    assert ("prometheus" in names) == runs
 
 
 def test_up_on_running_sandbox_says_so(sandbox: Sandbox) -> None:
@@ -133,6 +145,11 @@ def test_two_sandboxes_side_by_side_and_down_leaves_nothing(sandbox_root: Path) 
             for sb in (a, b):
                 res = run_doops(["-o", "json", "auth", "status"], env=sb.env, secrets=(sb.token,))
                 assert res.exit_code == 0, res.stderr
+            # each sandbox has its own cluster and app uuids (locks and pending promotions key on them)
+            ids = [_cluster_and_app_ids(sb) for sb in (a, b)]
+            assert len(ids[0]) >= 4 and not ids[0] & ids[1], ids
+            assert a.state["id_seed"] != b.state["id_seed"]
+            assert stable_id("database", "learnhub-db", a.state["id_seed"]) in ids[0]
             ports = [c["port"] for c in run_doops(["-o", "json", "sandbox", "status", "--dir", str(b.dir)])
                      .json["components"]]
         finally:
@@ -144,6 +161,13 @@ def test_two_sandboxes_side_by_side_and_down_leaves_nothing(sandbox_root: Path) 
     finally:
         control.stop(a.dir, keep=False)
     assert _processes_mentioning(str(a.dir)) == []
+
+
+def _cluster_and_app_ids(sb: Sandbox) -> set[str]:
+    headers = {"Authorization": f"Bearer {sb.token}"}
+    dbs = httpx.get(sb.state["api_url"] + "/v2/databases", headers=headers, timeout=10).json()["databases"]
+    apps = httpx.get(sb.state["api_url"] + "/v2/apps", headers=headers, timeout=10).json()["apps"]
+    return {d["id"] for d in dbs} | {x["id"] for x in apps}
 
 
 def test_down_after_supervisor_crash_leaves_no_orphan(sandbox_root: Path) -> None:

@@ -206,3 +206,46 @@ def test_scenario_rejects_unknown_settings(tmp_path: Path) -> None:
     f.write_text("scale: {databases: 3}\n")
     with pytest.raises(ValueError, match="cannot scale"):
         load_scenario(f)
+
+
+def _resource_ids(world: World) -> dict[str, str]:
+    """Every id a lock, journal or pending record could be keyed by, named by what it is."""
+    ids = {"account": world.account["uuid"], "team": world.account["team"]["uuid"], "vpc": world.vpc_uuid}
+    for c in world.clusters.values():
+        ids[f"cluster:{c.name}"] = c.id
+        ids.update({f"replica:{c.name}/{r.name}": r.id for r in c.replicas.values()})
+    for a in world.apps.values():
+        ids[f"app:{a.name}"] = a.id
+        ids.update({f"deployment:{a.name}/{i}": d.id for i, d in enumerate(a.deployments)})
+    ids.update({f"cdn:{ep['origin']}": ep_id for ep_id, ep in world.cdn_endpoints.items()})
+    ids.update({f"namespace:{ns['label']}": ns["uuid"] for ns in world.namespaces.values()})
+    ids.update({f"check:{c.name}": c.id for c in world.checks.values()})
+    ids.update({f"lb:{lb['name']}": lb_id for lb_id, lb in world.load_balancers.items()})
+    ids.update({f"alert-policy:{i}": p for i, p in enumerate(world.alert_policies)})
+    return ids
+
+
+def test_id_seed_gives_each_sandbox_its_own_ids(clock: Clock) -> None:
+    import uuid
+
+    scenario = load_scenario()
+    plain = _resource_ids(World.from_scenario(scenario, clock=clock))
+    a = _resource_ids(World.from_scenario(scenario, clock=clock, id_seed="seed-a"))
+    b = _resource_ids(World.from_scenario(scenario, clock=clock, id_seed="seed-b"))
+    assert set(a) == set(b) == set(plain) and "cluster:learnhub-db" in a and "app:learnhub-api" in a
+    assert not set(a.values()) & set(b.values()), "two sandboxes share an id"
+    assert not set(a.values()) & set(plain.values()), "a sandbox shares an id with the unseeded world"
+    # stable for the sandbox's life: the same seed gives the same ids
+    assert _resource_ids(World.from_scenario(scenario, clock=clock, id_seed="seed-a")) == a
+    for name, value in a.items():
+        if name != "account":  # DigitalOcean's account uuid is 40 hex digits, not a UUID
+            assert str(uuid.UUID(value)) == value, f"{name}: {value} is not a uuid"
+    assert len(a["account"]) == 40 and int(a["account"], 16) >= 0
+
+
+def test_scenario_ids_win_over_the_seed(clock: Clock) -> None:
+    pinned = "0b5c3a52-2c59-4f0f-9d55-6b1a3c1e0d01"
+    dbs = [dict(d) for d in load_scenario().data["databases"]]
+    dbs[0] = {**dbs[0], "id": pinned}
+    world = World.from_scenario(load_scenario(overrides={"databases": dbs}), clock=clock, id_seed="x")
+    assert pinned in world.clusters

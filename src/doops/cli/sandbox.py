@@ -8,11 +8,13 @@ from typing import Any
 
 import click
 
-from doops.cli.params import duration
+from doops.cli.params import duration, renders
 from doops.context import AppContext
+from doops.ops.sandbox import FaultApplied, SandboxStatus, SandboxUp
 from doops.output import render
+from doops.sandbox.control import Stopped
 
-DIR_HELP = "Sandbox directory (default $XDG_STATE_HOME/doops/sandbox)."
+DIR_HELP = "Sandbox directory (default $DOOPS_SANDBOX_DIR, set by env.sh, else $XDG_STATE_HOME/doops/sandbox)."
 dir_option = click.option("--dir", "dir_", metavar="DIR", help=DIR_HELP)
 
 
@@ -35,6 +37,7 @@ def sandbox() -> None:
     """
 
 
+@renders(SandboxUp, table=False)
 @sandbox.command("up")
 @dir_option
 @click.option("--scenario", metavar="FILE", help="Scenario YAML merged onto the default (PLATFORM.md).")
@@ -46,8 +49,9 @@ def up(app: AppContext, dir_: str | None, scenario: str | None, latency: int | N
     """Start the sandbox detached, wait until ready, print its env.sh.
 
     Writes DIR/env.sh (export lines for DIGITALOCEAN_API_URL, DIGITALOCEAN_ACCESS_TOKEN, DOOPS_CONFIG,
-    AWS_ENDPOINT_URL_S3, the Spaces keys and PROMETHEUS_URL) and DIR/doops.yaml. On a running sandbox it
-    says so and exits 0.
+    DOOPS_SANDBOX_DIR, AWS_ENDPOINT_URL_S3, the Spaces keys and, when Prometheus runs, PROMETHEUS_URL) and
+    DIR/doops.yaml. Once env.sh is sourced, every `doops sandbox` command acts on DIR without --dir. On a
+    running sandbox it says so and exits 0.
 
     \b
     Example:
@@ -70,6 +74,7 @@ def up(app: AppContext, dir_: str | None, scenario: str | None, latency: int | N
         render(result, app.output)
 
 
+@renders(text="shell text (env.sh)")
 @sandbox.command("env")
 @dir_option
 def env(dir_: str | None) -> None:
@@ -84,13 +89,15 @@ def env(dir_: str | None) -> None:
     sys.stdout.write(ops.env(_dir(dir_)))
 
 
+@renders(SandboxStatus)
 @sandbox.command("status")
 @dir_option
 @click.pass_obj
 def status(app: AppContext, dir_: str | None) -> None:
     """Each process of the sandbox: kind, pid, port, health, and the active faults.
 
-    Exit 0 when running and healthy, 1 when a component is down, 3 when not running.
+    Exit 0 when running and healthy, 1 when a component is down, 3 when no sandbox runs in DIR (one error
+    line on stderr, nothing on stdout).
 
     \b
     Example:
@@ -99,15 +106,13 @@ def status(app: AppContext, dir_: str | None) -> None:
     from doops.errors import ExitCode
     from doops.ops import sandbox as ops
 
-    result = ops.status(_dir(dir_))
+    result = ops.status(_dir(dir_), require=True)
     render(result, app.output)
-    if not result.running:
-        click.echo(f"doops: no sandbox running in {result.dir}", err=True)
-        raise click.exceptions.Exit(ExitCode.UNKNOWN)
     if not all(c.healthy for c in result.components):
         raise click.exceptions.Exit(ExitCode.WARNING)
 
 
+@renders(Stopped)
 @sandbox.command("down")
 @dir_option
 @click.option("--keep", is_flag=True, help="Keep the data directory (databases, logs).")
@@ -142,6 +147,7 @@ def _apply(app: AppContext, dir_: str | None, spec: dict[str, Any]) -> None:
     render(ops.fault(_dir(dir_), spec), app.output)
 
 
+@renders(FaultApplied)
 @fault.command("latency")
 @click.option("--ms", type=click.IntRange(0, 60_000), required=True, help="Milliseconds to add.")
 @click.option("--route", metavar="GLOB", help="Only API paths matching this glob, e.g. '/v2/apps*'.")
@@ -157,6 +163,7 @@ def latency(app: AppContext, ms: int, route: str | None, dir_: str | None) -> No
     _apply(app, dir_, {"kind": "latency", "ms": ms, "route": route})
 
 
+@renders(FaultApplied)
 @fault.command("http-error")
 @click.option("--status", "status_", type=click.IntRange(400, 599), required=True, help="HTTP status to answer.")
 @click.option("--rate", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Share of requests.")
@@ -173,6 +180,7 @@ def http_error(app: AppContext, status_: int, rate: float, route: str | None, di
     _apply(app, dir_, {"kind": "http-error", "status": status_, "rate": rate, "route": route})
 
 
+@renders(FaultApplied)
 @fault.command("throttle")
 @click.option("--per-minute", type=click.IntRange(0, 100_000), required=True, help="Per-token budget per minute.")
 @dir_option
@@ -187,6 +195,7 @@ def throttle(app: AppContext, per_minute: int, dir_: str | None) -> None:
     _apply(app, dir_, {"kind": "throttle", "per_minute": per_minute})
 
 
+@renders(FaultApplied)
 @fault.command("db-stop")
 @click.argument("cluster")
 @dir_option
@@ -201,6 +210,7 @@ def db_stop(app: AppContext, cluster: str, dir_: str | None) -> None:
     _apply(app, dir_, {"kind": "db-stop", "cluster": cluster})
 
 
+@renders(FaultApplied)
 @fault.command("db-lag")
 @click.argument("replica")
 @dir_option
@@ -215,6 +225,7 @@ def db_lag(app: AppContext, replica: str, dir_: str | None) -> None:
     _apply(app, dir_, {"kind": "db-lag", "replica": replica})
 
 
+@renders(FaultApplied)
 @fault.command("app-unhealthy")
 @click.argument("app_name", metavar="APP")
 @click.option("--component", metavar="C", help="Only this component (default: all).")
@@ -230,6 +241,7 @@ def app_unhealthy(app: AppContext, app_name: str, component: str | None, dir_: s
     _apply(app, dir_, {"kind": "app-unhealthy", "app": app_name, "component": component})
 
 
+@renders(FaultApplied)
 @fault.command("spaces-replication")
 @click.argument("action", type=click.Choice(["pause", "resume"]))
 @dir_option
@@ -244,6 +256,7 @@ def spaces_replication(app: AppContext, action: str, dir_: str | None) -> None:
     _apply(app, dir_, {"kind": "spaces-replication", "action": action})
 
 
+@renders(FaultApplied)
 @fault.command("clear")
 @dir_option
 @click.pass_obj

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from doops.errors import UsageError
+from doops.errors import UnknownStateError, UsageError
 from doops.output import TableSection
 from doops.sandbox import control
 
@@ -46,6 +46,8 @@ class SandboxStatus:
     components: list[Component]
     faults: list[dict[str, Any]]
 
+    TABLE_COLUMNS: ClassVar[tuple[str, ...]] = ("name", "kind", "region", "pid", "port", "health", "fault", "detail")
+
     def table_sections(self) -> list[TableSection]:
         rows = [[c.name, c.kind, c.region or "-", c.pid, c.port, "ok" if c.healthy else "DOWN"]
                 for c in self.components]
@@ -81,10 +83,14 @@ def up(d: Path, scenario: str | None, latency_ms: int | None, ttl: float) -> San
     )
 
 
+NOT_RUNNING_HINT = (f"start one with `doops sandbox up`, or name its directory with --dir or ${control.DIR_ENV} "
+                    "(set by `. DIR/env.sh`)")
+
+
 def require_running(d: Path) -> dict[str, Any]:
     state = control.running_state(d)
     if not state:
-        raise UsageError(f"no sandbox running in {d}", hint="start one with `doops sandbox up`")
+        raise UsageError(f"no sandbox running in {d}", hint=NOT_RUNNING_HINT)
     return state
 
 
@@ -93,9 +99,12 @@ def env(d: Path) -> str:
     return (d / control.ENV_FILE).read_text()
 
 
-def status(d: Path) -> SandboxStatus:
+def status(d: Path, require: bool = False) -> SandboxStatus:
+    """The sandbox's processes; with ``require``, no running sandbox is an error (exit 3: nothing to judge)."""
     state = control.running_state(d)
     if not state:
+        if require:
+            raise UnknownStateError(f"no sandbox running in {d}", hint=NOT_RUNNING_HINT)
         return SandboxStatus(str(d), False, None, [], [])
     data = control.control(state, "GET", "/status")
     comps = [Component(c["name"], c["kind"], c.get("pid"), c.get("port"), bool(c["healthy"]), c.get("region", ""))
@@ -105,7 +114,8 @@ def status(d: Path) -> SandboxStatus:
 
 def down(d: Path, keep: bool) -> control.Stopped:
     if not d.exists():
-        raise UsageError(f"no sandbox in {d}", hint="pass the --dir given to `doops sandbox up`")
+        raise UsageError(f"no sandbox in {d}",
+                         hint=f"pass the --dir given to `doops sandbox up` (or set ${control.DIR_ENV})")
     return control.stop(d, keep=keep)
 
 

@@ -26,13 +26,21 @@ ENV_FILE = "env.sh"
 CONFIG_FILE = "doops.yaml"
 
 
+DIR_ENV = "DOOPS_SANDBOX_DIR"  # exported by env.sh, so every later `doops sandbox` command finds its sandbox
+
+
 def default_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "doops" / "sandbox"
 
 
 def resolve_dir(path: str | os.PathLike[str] | None) -> Path:
-    return Path(path).expanduser().resolve() if path else default_dir()
+    """``--dir`` if given, else ``$DOOPS_SANDBOX_DIR`` (set by a sourced env.sh), else the default state dir.
+
+    Always absolute: the supervisor and env.sh record it, and a relative one would break from another cwd.
+    """
+    chosen = path or os.environ.get(DIR_ENV) or default_dir()
+    return Path(chosen).expanduser().resolve()
 
 
 def read_env_file(path: Path) -> dict[str, str]:

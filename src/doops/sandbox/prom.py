@@ -1,8 +1,8 @@
 """Prometheus twin: run the real `prometheus` binary (if installed) scraping the sandbox's apps.
 
 Why a real binary: `doops` queries Prometheus' HTTP API (targets, alerts, SLO queries) and the sandbox
-must answer with the real thing. When no binary is on PATH, ``find_prometheus()`` returns None and the
-caller logs it and carries on without Prometheus.
+must answer with the real thing. When no binary is on PATH (or ``DOOPS_PROMETHEUS_BIN=none``),
+``find_prometheus()`` returns None and the caller logs it and carries on without Prometheus.
 
 Only the app twins (their /metrics) are scrape targets: the sandbox has no postgres/valkey exporter, so
 databases are not scraped. Flags used exist in Prometheus 2.8+ and 3.x (``--config.file``,
@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 
 
 def find_prometheus() -> str | None:
-    """Path of the prometheus binary (env DOOPS_PROMETHEUS_BIN, PATH, /usr/bin), or None."""
+    """Path of the prometheus binary (env DOOPS_PROMETHEUS_BIN, PATH, /usr/bin), or None.
+
+    ``DOOPS_PROMETHEUS_BIN=none`` means "run without Prometheus" even when one is installed (a sandbox
+    like a machine without it, for tests and for users who do not want it).
+    """
     env = os.environ.get("DOOPS_PROMETHEUS_BIN")
+    if env and env.lower() == "none":
+        return None
     if env and os.access(env, os.X_OK):
         return env
     found = shutil.which("prometheus")

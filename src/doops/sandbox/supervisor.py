@@ -77,6 +77,9 @@ class Supervisor:
         self.db_password = "AVNS_" + secrets.token_urlsafe(18)
         self.spaces_key = "DO" + secrets.token_hex(9).upper()
         self.spaces_secret = secrets.token_urlsafe(30)
+        # Seeds every resource id of this sandbox's world (see state.stable_id): ids stay the same for the
+        # sandbox's life (kept in sandbox.json) and differ from every other sandbox's and from real ones.
+        self.id_seed = secrets.token_hex(16)
         self.fleet: Any = None
         self.spaces: Any = None
         self.apps: Any = None
@@ -160,6 +163,7 @@ class Supervisor:
             db=PgDatabaseBackend(self.fleet, self.db_password),
             cdn=ProxyCdnBackend(self.cdn.get),
             apps=FleetAppBackend(self.apps, shared=SCALED_APPS_SERVER),
+            id_seed=self.id_seed,
         )
         if self.latency_ms:
             self.world.faults.latency(self.latency_ms)
@@ -186,12 +190,19 @@ class Supervisor:
         from doops.sandbox.prom import PrometheusRunner, find_prometheus
 
         if not find_prometheus():
-            self.notes.append("prometheus not on PATH: running without it (apt-get install prometheus)")
+            self.notes.append("prometheus not found: running without it (install the prometheus package, "
+                              "or put the binary on PATH or in DOOPS_PROMETHEUS_BIN)")
             log.warning(self.notes[-1])
             return
-        self.prom = PrometheusRunner(self.dir / "prom", self.apps.scrape_targets()).start()
-        if self.prom.pid:
-            pidfiles.record(self.dir, "prometheus", self.prom.pid, "prometheus")
+        try:
+            prom = PrometheusRunner(self.dir / "prom", self.apps.scrape_targets()).start()
+        except (OSError, RuntimeError) as exc:  # a broken install must not stop the sandbox
+            self.notes.append(f"prometheus did not start, running without it: {exc}")
+            log.warning(self.notes[-1])
+            return
+        if prom.pid:
+            pidfiles.record(self.dir, "prometheus", prom.pid, "prometheus")
+        self.prom = prom
 
     def _wait_prometheus_targets(self, timeout: float = 30.0) -> None:
         """Ready means scraped: wait until Prometheus reports every app target up."""
@@ -261,6 +272,7 @@ class Supervisor:
             "ready_seconds": round(time.time() - self.started_at, 3),
             "timings": self.timings,
             "ttl_seconds": self.ttl,
+            "id_seed": self.id_seed,
             "api_url": self.twin.url,
             "control_url": self.control.url,
             "admin_secret": self.admin_secret,
@@ -296,37 +308,8 @@ class Supervisor:
     def _config_yaml(self, state: dict[str, Any]) -> str:
         import yaml
 
-        cdn = []
-        for ep_id, url in state["cdn"].items():
-            ep = self.world.cdn_endpoints[ep_id]
-            cdn.append({
-                "origin": ep["origin"], "bucket": str(ep["origin"]).split(".", 1)[0], "endpoint_url": url,
-                "sample_paths": ["static/app.js", "api/courses.json"],
-                "cache_policy": [{"prefix": "static/", "max_age": "365d"}, {"prefix": "api/", "max_age": "5m"}],
-            })
-        cfg = {
-            "api_url": state["api_url"],
-            "objectives": {"compute_rto": "5m", "database_rto": "2m", "storage_rpo": "60s", "dns_rto": "1m"},
-            "databases": {
-                "primary": DB_CLUSTER,
-                "clusters": [{"name": DB_CLUSTER, "database": "learnhub", "user": "doadmin",
-                              "sslmode": "require", "heartbeat_table": "public.doops_heartbeat",
-                              "replicas": ["learnhub-db-ams3"]}],
-                "caches": [{"name": "learnhub-cache", "eviction_policy": "allkeys_lru"}],
-            },
-            "functions": [{"namespace": "learnhub-jobs"}],
-            "spaces": {
-                "endpoint_url": self.spaces.endpoint_url,
-                "access_key_env": "SPACES_ACCESS_KEY_ID", "secret_key_env": "SPACES_SECRET_ACCESS_KEY",
-                "buckets": [{"name": "learnhub-media", "region": "nyc3", "replica": "learnhub-media-ams3",
-                             "replica_region": "ams3", "replication_allowance": "5s",
-                             "lifecycle_prefixes": ["uploads/"]}],
-            },
-            "cdn": cdn,
-            "prometheus": {"url_env": "PROMETHEUS_URL", "slo_queries": [
-                {"name": "apps-scraped", "query": 'min(up{job=~"learnhub-.*"})', "min": 1},
-            ]},
-        }
+        origins = {ep_id: str(self.world.cdn_endpoints[ep_id]["origin"]) for ep_id in state["cdn"]}
+        cfg = sandbox_config(state, origins)
         return "# doops config for the sandbox in " + str(self.dir) + "\n" + yaml.safe_dump(cfg, sort_keys=False)
 
     # -- control ------------------------------------------------------------------------------------
@@ -460,6 +443,47 @@ class Supervisor:
                 fn()
             except Exception as exc:  # keep stopping the rest
                 log.error("stopping %s failed: %s", name, exc)
+
+
+def sandbox_config(state: dict[str, Any], cdn_origins: dict[str, str]) -> dict[str, Any]:
+    """The doops config describing a sandbox (written to DIR/doops.yaml).
+
+    Prometheus is named only when it runs (``state["prometheus_url"]``): a config naming a Prometheus that
+    does not exist would make every healthy sandbox judge ``warn``.
+    """
+    cdn = []
+    for ep_id, url in state["cdn"].items():
+        origin = cdn_origins[ep_id]
+        cdn.append({
+            "origin": origin, "bucket": origin.split(".", 1)[0], "endpoint_url": url,
+            "sample_paths": ["static/app.js", "api/courses.json"],
+            "cache_policy": [{"prefix": "static/", "max_age": "365d"}, {"prefix": "api/", "max_age": "5m"}],
+        })
+    cfg: dict[str, Any] = {
+        "api_url": state["api_url"],
+        "objectives": {"compute_rto": "5m", "database_rto": "2m", "storage_rpo": "60s", "dns_rto": "1m"},
+        "databases": {
+            "primary": DB_CLUSTER,
+            "clusters": [{"name": DB_CLUSTER, "database": "learnhub", "user": "doadmin",
+                          "sslmode": "require", "heartbeat_table": "public.doops_heartbeat",
+                          "replicas": ["learnhub-db-ams3"]}],
+            "caches": [{"name": "learnhub-cache", "eviction_policy": "allkeys_lru"}],
+        },
+        "functions": [{"namespace": "learnhub-jobs"}],
+        "spaces": {
+            "endpoint_url": state["spaces"]["endpoint_url"],
+            "access_key_env": "SPACES_ACCESS_KEY_ID", "secret_key_env": "SPACES_SECRET_ACCESS_KEY",
+            "buckets": [{"name": "learnhub-media", "region": "nyc3", "replica": "learnhub-media-ams3",
+                         "replica_region": "ams3", "replication_allowance": "5s",
+                         "lifecycle_prefixes": ["uploads/"]}],
+        },
+        "cdn": cdn,
+    }
+    if state.get("prometheus_url"):
+        cfg["prometheus"] = {"url_env": "PROMETHEUS_URL", "slo_queries": [
+            {"name": "apps-scraped", "query": 'min(up{job=~"learnhub-.*"})', "min": 1},
+        ]}
+    return cfg
 
 
 def _port_open(port: int) -> bool:

@@ -108,9 +108,14 @@ APP_REGIONS = {
 REDIS_ENGINES = ("redis", "valkey")
 
 
-def stable_id(kind: str, name: str) -> str:
-    """A realistic uuid that stays the same across restarts for the same resource."""
-    return str(uuid.uuid5(_NS, f"{kind}:{name}"))
+def stable_id(kind: str, name: str, seed: str = "") -> str:
+    """A realistic uuid derived from the resource's name, so it stays the same for the same world.
+
+    ``seed`` (a sandbox's random id seed) makes ids unique per sandbox: two sandboxes, or a sandbox and a
+    real account, never share a cluster or app uuid, so nothing keyed by uuid (locks, pending promotions)
+    collides. Without a seed the ids are the same in every world (unit tests rely on that).
+    """
+    return str(uuid.uuid5(_NS, f"{seed}/{kind}:{name}" if seed else f"{kind}:{name}"))
 
 
 def iso(ts: float) -> str:
@@ -280,8 +285,10 @@ class World:
         cdn: CdnBackend | None = None,
         apps: AppBackend | None = None,
         clock: Callable[[], float] = time.time,
+        id_seed: str = "",
     ) -> None:
         self.scenario = scenario
+        self.id_seed = id_seed
         self.clock = clock
         self.lock = threading.RLock()
         self.durations: Durations = scenario.durations
@@ -317,9 +324,20 @@ class World:
         cdn: CdnBackend | None = None,
         apps: AppBackend | None = None,
         clock: Callable[[], float] = time.time,
+        id_seed: str = "",
     ) -> World:
-        """Build the world a scenario describes, with the given backends (fakes when None)."""
-        return cls(scenario, db=db, cdn=cdn, apps=apps, clock=clock)
+        """Build the world a scenario describes, with the given backends (fakes when None).
+
+        ``id_seed``: see :func:`stable_id`; a scenario's explicit ``id``/``uuid`` still wins.
+        """
+        return cls(scenario, db=db, cdn=cdn, apps=apps, clock=clock, id_seed=id_seed)
+
+    def _id(self, kind: str, name: str) -> str:
+        return stable_id(kind, name, self.id_seed)
+
+    def _hex_id(self, name: str) -> str:
+        """A 40-hex-digit id (DigitalOcean's account uuid form), seeded like :meth:`_id`."""
+        return hashlib.sha1((self.id_seed + name).encode()).hexdigest()
 
     def _build(self, data: dict[str, Any]) -> None:
         now = self.clock()
@@ -327,13 +345,13 @@ class World:
         email = str(acct.get("email", "sre@learnhub.example"))
         self.account = {
             "droplet_limit": 25, "floating_ip_limit": 3, "email": email, "name": acct.get("name", "SRE"),
-            "uuid": hashlib.sha1(email.encode()).hexdigest(), "email_verified": True, "status": "active",
+            "uuid": self._hex_id(email), "email_verified": True, "status": "active",
             "status_message": "",
-            "team": {"uuid": stable_id("team", str(acct.get("team", "team"))),
+            "team": {"uuid": self._id("team", str(acct.get("team", "team"))),
                      "name": str(acct.get("team", "My Team"))},
         }
-        self.project_id = stable_id("project", str(acct.get("team", "team")))
-        self.vpc_uuid = stable_id("vpc", "default-nyc3")
+        self.project_id = self._id("project", str(acct.get("team", "team")))
+        self.vpc_uuid = self._id("vpc", "default-nyc3")
         # apps first: firewall rules, checks and records refer to them by name
         for spec in data.get("apps") or []:
             self._add_app(spec, now)
@@ -346,8 +364,7 @@ class World:
         for spec in spaces.get("keys") or []:
             self.spaces_keys.append({
                 "name": spec["name"],
-                "access_key": spec.get("access_key") or "DO00" + hashlib.sha1(spec["name"].encode())
-                .hexdigest()[:16].upper(),
+                "access_key": spec.get("access_key") or "DO00" + self._hex_id(spec["name"])[:16].upper(),
                 "grants": [dict(g) for g in spec.get("grants", [])],
                 "created_at": iso(now - 90 * 86400),
             })
@@ -390,7 +407,7 @@ class World:
     def _add_cluster_from_scenario(self, spec: dict[str, Any], now: float) -> Cluster:
         created = now - float(spec.get("age_days", 120)) * 86400
         c = Cluster(
-            id=spec.get("id") or stable_id("database", spec["name"]), name=spec["name"],
+            id=spec.get("id") or self._id("database", spec["name"]), name=spec["name"],
             engine=spec.get("engine", "pg"), version=str(spec.get("version", "16")),
             region=spec.get("region", "nyc3"), size=spec.get("size", "db-s-1vcpu-1gb"),
             num_nodes=int(spec.get("num_nodes", 1)), storage_size_mib=int(spec.get("storage_size_mib", 10240)),
@@ -409,7 +426,7 @@ class World:
         c.pools = [dict(p) for p in spec.get("pools", [])]
         c.add_event("cluster_create", created)
         for r in spec.get("replicas", []):
-            rid = r.get("id") or stable_id("replica", f"{c.name}/{r['name']}")
+            rid = r.get("id") or self._id("replica", f"{c.name}/{r['name']}")
             c.replicas[r["name"]] = Replica(rid, r["name"], r.get("region", c.region), r.get("size", c.size),
                                             created + 3600, created + 3600, c.storage_size_mib,
                                             list(r.get("tags", [])))
@@ -421,7 +438,7 @@ class World:
         if rule["type"] == "app":
             app = self.find_app_by_name(value)
             value = app.id if app else value
-        out = {"uuid": rule.get("uuid") or stable_id("fwrule", f"{cluster_id}/{rule['type']}/{value}"),
+        out = {"uuid": rule.get("uuid") or self._id("fwrule", f"{cluster_id}/{rule['type']}/{value}"),
                "cluster_uuid": cluster_id, "type": rule["type"], "value": value, "created_at": iso(ts)}
         if rule.get("description"):
             out["description"] = rule["description"]
@@ -430,13 +447,13 @@ class World:
     def _add_cdn_endpoint(self, spec: dict[str, Any], now: float) -> dict[str, Any]:
         origin = spec["origin"]
         ep = {
-            "id": spec.get("id") or stable_id("cdn", origin), "origin": origin,
+            "id": spec.get("id") or self._id("cdn", origin), "origin": origin,
             "endpoint": origin.replace(".digitaloceanspaces.com", ".cdn.digitaloceanspaces.com"),
             "created_at": iso(now - 60 * 86400), "ttl": int(spec.get("ttl", 3600)),
         }
         if spec.get("custom_domain"):
             ep["custom_domain"] = spec["custom_domain"]
-            ep["certificate_id"] = spec.get("certificate_id") or stable_id("cert", spec["custom_domain"])
+            ep["certificate_id"] = spec.get("certificate_id") or self._id("cert", spec["custom_domain"])
         self.cdn_endpoints[ep["id"]] = ep
         return ep
 
@@ -472,7 +489,7 @@ class World:
         return out
 
     def _add_app(self, spec: dict[str, Any], now: float) -> App:
-        app_id = spec.get("id") or stable_id("app", spec["name"])
+        app_id = spec.get("id") or self._id("app", spec["name"])
         created = now - 200 * 86400
         app_spec = self._app_spec(spec)
         app = App(app_id, spec["name"], spec.get("region", "nyc"), app_spec, created, now - 86400)
@@ -480,12 +497,12 @@ class World:
         for i in range(count):
             ts = now - (count - i) * 3 * 86400
             app.deployments.append(Deployment(
-                stable_id("deployment", f"{app.name}/{i}"), ts,
+                self._id("deployment", f"{app.name}/{i}"), ts,
                 f"commit {hashlib.sha1(f'{app.name}{i}'.encode()).hexdigest()[:7]} pushed to github/learnhub/"
                 f"{app.name}", dict(app_spec)))
         for rule in spec.get("alerts", []):
             app.alerts.append({
-                "id": stable_id("app-alert", f"{app.name}/{rule}"), "phase": "ACTIVE",
+                "id": self._id("app-alert", f"{app.name}/{rule}"), "phase": "ACTIVE",
                 "spec": {"rule": rule, "disabled": False, "operator": "GREATER_THAN" if "UTIL" in rule else
                          "UNSPECIFIED_OPERATOR", "value": 80 if "UTIL" in rule else 0,
                          "window": "FIVE_MINUTES" if "UTIL" in rule else "UNSPECIFIED_WINDOW"},
@@ -495,7 +512,7 @@ class World:
         return app
 
     def _add_namespace(self, spec: dict[str, Any], now: float) -> None:
-        nid = spec.get("uuid") or stable_id("fn-namespace", spec["label"])
+        nid = spec.get("uuid") or self._id("fn-namespace", spec["label"])
         ns_name = f"fn-{nid}"
         region = spec.get("region", "nyc1")
         ns = {
@@ -512,13 +529,13 @@ class World:
         self.namespaces[ns_name] = ns
 
     def _add_lb(self, spec: dict[str, Any], now: float) -> None:
-        lb_id = spec.get("id") or stable_id("lb", spec["name"])
+        lb_id = spec.get("id") or self._id("lb", spec["name"])
         lb: dict[str, Any] = {
             "id": lb_id, "name": spec["name"], "ip": spec.get("ip", "203.0.113.10"), "ipv6": "",
             "size_unit": 1, "status": "active", "created_at": iso(now - 150 * 86400), "algorithm": "round_robin",
             "forwarding_rules": [
                 {"entry_protocol": "https", "entry_port": 443, "target_protocol": "http", "target_port": 8080,
-                 "certificate_id": stable_id("cert", spec["name"]), "tls_passthrough": False},
+                 "certificate_id": self._id("cert", spec["name"]), "tls_passthrough": False},
                 {"entry_protocol": "http", "entry_port": 80, "target_protocol": "http", "target_port": 8080,
                  "certificate_id": "", "tls_passthrough": False},
             ],
@@ -550,7 +567,7 @@ class World:
 
     def _add_alert_policy(self, spec: dict[str, Any], index: int) -> None:
         entity = self._resolve_entity(str(spec.get("entity", "")))
-        pid = spec.get("uuid") or stable_id("alert-policy", f"{index}/{spec['type']}/{entity}")
+        pid = spec.get("uuid") or self._id("alert-policy", f"{index}/{spec['type']}/{entity}")
         what = str(spec["type"]).rsplit("/", 1)[-1].replace("_", " ")
         name = str(spec.get("entity", "")).partition(":")[2]
         self.alert_policies[pid] = {
@@ -573,13 +590,13 @@ class World:
         target, app_name = self._resolve_target(str(spec["target"]))
         if spec.get("path"):
             target = target.rstrip("/") + str(spec["path"])
-        cid = spec.get("id") or stable_id("uptime", spec["name"])
+        cid = spec.get("id") or self._id("uptime", spec["name"])
         check = Check(cid, spec["name"], spec.get("type", "https" if target.startswith("https") else "http"),
                       target, list(spec.get("regions", ["us_east", "eu_west"])), bool(spec.get("enabled", True)),
                       app_name, now - 90 * 86400)
         for a in spec.get("alerts") or [{"type": "down_global", "period": "2m"},
                                           {"type": "latency", "threshold": 1000, "period": "5m"}]:
-            aid = stable_id("uptime-alert", f"{cid}/{a['type']}")
+            aid = self._id("uptime-alert", f"{cid}/{a['type']}")
             check.alerts[aid] = {
                 "id": aid, "name": a.get("name", f"{check.name} {a['type']}"), "type": a["type"],
                 "threshold": int(a.get("threshold", 0)), "comparison": a.get("comparison", "greater_than"),
@@ -830,7 +847,7 @@ class World:
             private_network_uuid=c.private_network_uuid, project_id=c.project_id,
         )
         new.firewall = [{**rule, "cluster_uuid": new.id,
-                         "uuid": stable_id("fwrule", f"{new.id}/{rule['type']}/{rule['value']}")}
+                         "uuid": self._id("fwrule", f"{new.id}/{rule['type']}/{rule['value']}")}
                         for rule in c.firewall]
         new.add_event("cluster_master_promotion", now)
         c.add_event("cluster_master_promotion", now)
