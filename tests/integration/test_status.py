@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,7 +23,7 @@ def status(sb: Sandbox, *args: str) -> Result:
 
 def not_ok(res: Result) -> list[tuple[str, str, str, str]]:
     return [(c["component"], c["resource"], c["check"], c["status"]) for c in res.json["checks"]
-            if c["status"] != "ok"]
+            if c["status"] not in ("ok", "skipped")]
 
 
 def test_default_sandbox_all_ok(sandbox: Sandbox) -> None:
@@ -31,6 +32,11 @@ def test_default_sandbox_all_ok(sandbox: Sandbox) -> None:
     assert res.exit_code == 0 and res.json["overall"] == "ok"
     comps = {c["component"] for c in res.json["checks"]}
     assert comps == {"apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus"}
+    prom = [(c["check"], c["status"]) for c in res.json["checks"] if c["component"] == "prometheus"]
+    if "PROMETHEUS_URL" in sandbox.env or "prometheus:" in Path(sandbox.env["DOOPS_CONFIG"]).read_text():
+        assert prom and all(status == "ok" for _, status in prom), prom  # running: judged
+    else:
+        assert prom == [("configured", "skipped")]  # not installed here: shown, not a finding
     for c in res.json["checks"]:
         assert set(c) == {"component", "resource", "check", "status", "summary", "details", "duration_ms"}
     assert 0 < res.json["api_requests"] <= 20

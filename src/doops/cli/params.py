@@ -3,7 +3,7 @@ Click parses, that is before a command sends anything."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -45,16 +45,20 @@ def past_time(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return when
 
 
-def renders(result: type | None, *, formats: Sequence[str] = FORMATS, table: bool = True) -> Callable[[C], C]:
+def renders(result: type | None = None, *, table: bool = True, text: str | None = None) -> Callable[[C], C]:
     """Declare what a command renders, so that its output options are checked when it starts.
 
     ``result``: the result type; its ``TABLE_COLUMNS`` (or key/value for a plain record) are what ``--format``
     may name. ``table=False``: the table form is not a table (shell text), so ``--format`` does not apply.
+    ``text``: the command prints only this text (e.g. "shell text (env.sh)"): neither -o json/yaml nor
+    ``--format`` apply.
     """
 
     def mark(cmd: C) -> C:
-        cmd.doops_columns = table_columns(result) if (result is not None and table) else ()  # type: ignore[attr-defined]
-        cmd.doops_formats = tuple(formats)  # type: ignore[attr-defined]
+        has_table = result is not None and table and text is None
+        cmd.doops_columns = table_columns(result) if has_table and result is not None else ()  # type: ignore[attr-defined]
+        cmd.doops_formats = ("table",) if text else FORMATS  # type: ignore[attr-defined]
+        cmd.doops_text = text  # type: ignore[attr-defined]
         return cmd
 
     return mark
@@ -75,6 +79,9 @@ def command_path(ctx: click.Context) -> str:
 
 def check_format(ctx: click.Context, fmt: str) -> None:
     allowed: tuple[str, ...] = getattr(ctx.command, "doops_formats", FORMATS)
+    text = getattr(ctx.command, "doops_text", None)
+    if text and fmt != "table":
+        raise UsageError(f"`{command_path(ctx)}` prints {text} only: -o {fmt} does not apply", hint="drop -o")
     if fmt not in allowed:
         raise UsageError(f"`{command_path(ctx)}` prints {' or '.join(allowed)} only, not {fmt}",
                          hint="-o " + "|".join(allowed))
@@ -89,7 +96,8 @@ def check_table_columns(ctx: click.Context, wanted: list[str] | None) -> None:
     if valid is None:
         raise UsageError(f"`{command_path(ctx)}` does not declare its table columns (a bug)", hint="report it")
     if not valid:
-        raise UsageError(f"`{command_path(ctx)}` prints no table: --format does not apply", hint="drop --format")
+        raise UsageError(f"`{command_path(ctx)}` prints no table: --format {','.join(wanted)} does not apply",
+                         hint="drop --format")
     check_columns(wanted, valid)
 
 

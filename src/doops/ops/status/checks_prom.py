@@ -21,7 +21,8 @@ def collect_prometheus(r: Runner) -> list[CheckResult]:
     url = prometheus_url(r)
     if not url:
         env = r.app.config.prometheus.url_env
-        return [r.verdict("prometheus", "*", "configured", WARN, f"no Prometheus URL (prometheus.url or ${env})")]
+        return [r.verdict("prometheus", "*", "configured", Status.SKIPPED,
+                          f"not configured (prometheus.url or ${env}): not checked")]
 
     def client() -> Any:
         def make() -> Any:

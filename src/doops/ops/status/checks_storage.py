@@ -18,7 +18,8 @@ OK, WARN, CRIT, UNKNOWN = Status.OK, Status.WARN, Status.CRIT, Status.UNKNOWN
 def collect_spaces(r: Runner) -> list[CheckResult]:
     cfg = r.app.config.spaces
     if not cfg.buckets:
-        return [r.verdict("spaces", "*", "configured", WARN, "no buckets in the config (spaces.buckets)")]
+        return [r.verdict("spaces", "*", "configured", Status.SKIPPED,
+                          "not configured (no spaces.buckets in the config): not checked")]
     jobs: list[Any] = []
     for b in cfg.buckets:
         jobs.append(("spaces", b.name, "reachable", partial(_reachable, r, b.name, b.region)))

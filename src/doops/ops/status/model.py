@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from doops.errors import ExitCode
 from doops.output import TableSection
@@ -18,20 +18,23 @@ class Status(enum.Enum):
     WARN = "warn"
     UNKNOWN = "unknown"
     CRIT = "crit"
+    SKIPPED = "skipped"  # an integration that is not configured: shown, never a finding
 
     @property
     def rank(self) -> int:
-        """Worst-first order: crit > unknown > warn > ok (an unknown may hide a crit, a warn never does)."""
-        return {"ok": 0, "warn": 1, "unknown": 2, "crit": 3}[self.value]
+        """Worst-first order: crit > unknown > warn > ok > skipped (an unknown may hide a crit, a warn never
+        does; a skipped check judges nothing)."""
+        return {"skipped": -1, "ok": 0, "warn": 1, "unknown": 2, "crit": 3}[self.value]
 
     @property
     def exit_code(self) -> ExitCode:
         return {"ok": ExitCode.OK, "warn": ExitCode.WARNING, "crit": ExitCode.CRITICAL,
-                "unknown": ExitCode.UNKNOWN}[self.value]
+                "unknown": ExitCode.UNKNOWN, "skipped": ExitCode.OK}[self.value]
 
 
 def worst(statuses: list[Status]) -> Status:
-    return max(statuses, key=lambda s: s.rank, default=Status.OK)
+    """The overall verdict: skipped checks do not count (a healthy platform without Prometheus is ok)."""
+    return max((s for s in statuses if s is not Status.SKIPPED), key=lambda s: s.rank, default=Status.OK)
 
 
 @dataclass
@@ -45,11 +48,14 @@ class CheckResult:
     duration_ms: float = 0.0
 
 
-STYLES = {"ok": "green", "warn": "yellow", "crit": "bold red", "unknown": "magenta"}
+STYLES = {"ok": "green", "warn": "yellow", "crit": "bold red", "unknown": "magenta", "skipped": "dim"}
 
 
 @dataclass
 class StatusReport:
+    TABLE_COLUMNS: ClassVar[tuple[str, ...]] = (
+        "status", "resource", "check", "summary", "ms", "overall", "checks", "api_requests", "duration_ms")
+
     overall: Status
     generated_at: datetime
     checks: list[CheckResult]
@@ -67,6 +73,8 @@ class StatusReport:
         for comp in order:
             rows = sorted(by_comp[comp], key=lambda c: (-c.status.rank, c.resource, c.check))
             status = worst([c.status for c in rows])
+            if all(c.status is Status.SKIPPED for c in rows):
+                status = Status.SKIPPED
             sections.append(TableSection(
                 title=f"{comp}: {status.value}",
                 columns=["status", "resource", "check", "summary", "ms"],
