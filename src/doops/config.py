@@ -18,6 +18,35 @@ from doops.errors import ConfigError
 from doops.units import parse_duration, parse_size
 
 DEFAULT_CONFIG_NAME = "doops.yaml"
+MAX_API_URL_LENGTH = 2048
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an API endpoint (one line, never the whole value), or None when it can.
+
+    Why: a 100 kB URL reached httpx and came back as ``internal error: InvalidURL``; whitespace or a control
+    character would end up in the request line. Shared by --api-url, DIGITALOCEAN_API_URL and ``api_url``.
+    """
+    from urllib.parse import urlsplit
+
+    if len(url) > MAX_API_URL_LENGTH:
+        return f"API URL is {len(url)} characters long (at most {MAX_API_URL_LENGTH})"
+    bad = next((i for i, ch in enumerate(url) if not "\x21" <= ch <= "\x7e"), None)
+    if bad is not None:
+        return f"API URL contains whitespace, a control or non-ASCII character (character {bad + 1})"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        return f"invalid API URL {shorten(url)}: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"invalid API URL {shorten(url)}: expected http(s)://host[:port]"
+    return None
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """A value quoted in an error, cut so that one bad input cannot make a screenful."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def default_config_path() -> Path:
@@ -191,7 +220,13 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         raise ConfigError(f"{filename}{line}: invalid YAML: {problem}", hint="fix the YAML syntax") from exc
     if node is None:
         return Config()
-    return typing.cast(Config, _build(Config, node, filename, ""))
+    cfg = typing.cast(Config, _build(Config, node, filename, ""))
+    if cfg.api_url is not None:
+        problem = api_url_problem(cfg.api_url)
+        if problem:
+            key_node = next((k for k, _ in node.value if k.value == "api_url"), None)
+            raise _err(filename, key_node, "api_url", problem, hint="use https://host[:port]")
+    return cfg
 
 
 def _err(filename: str, node: Any, key: str, problem: str, hint: str | None = None) -> ConfigError:

@@ -59,11 +59,25 @@ class AppContext:
         """The DigitalOcean client, made once per run (checks running in parallel share it)."""
         with self._lock:
             if self._do is None:
-                from doops.clients.do import DOClient
+                from doops.clients.do import DOClient, check_api_url
                 from doops.clients.http import ResilientHttp
 
-                self._do = DOClient(self.token.token, self.resolved_api_url(), ResilientHttp(trace=self.debug))
+                api_url = self.resolved_api_url()
+                check_api_url(api_url)  # a bad URL is bad input (exit 4) even when the token is missing too
+                self._do = DOClient(self.token.token, api_url, ResilientHttp(trace=self.debug))
             return self._do
+
+    def check_inputs(self) -> None:
+        """Bad input (a malformed API URL or token, an unreadable config) is exit 4 before any request, also
+        for commands like status that turn a missing token into unknown checks rather than failing."""
+        import contextlib
+
+        from doops.clients.do import check_api_url
+        from doops.errors import AuthError
+
+        check_api_url(self.resolved_api_url())
+        with contextlib.suppress(AuthError):  # no token or no such context: the checks needing one say so
+            _ = self.token
 
     def do_request_count(self) -> int:
         """HTTP requests sent to the DigitalOcean API so far in this run (retries included)."""

@@ -19,6 +19,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
         super().emit(record)
 
 
+class _Formatter(logging.Formatter):
+    """``doops: WARNING: ...`` for logs; a notice (``extra={"notice": True}``, e.g. a rate-limit wait) is
+    said plainly: ``doops: waiting 50 s for the API rate limit``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "notice", False):
+            return f"doops: {record.getMessage()}"
+        return super().format(record)
+
+
 def setup_logging(verbose: int, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     root = logging.getLogger("doops")
@@ -26,7 +36,7 @@ def setup_logging(verbose: int, debug: bool) -> None:
         root.removeHandler(h)
     handler = _StderrHandler()
     handler.addFilter(MaskingFilter())
-    handler.setFormatter(logging.Formatter("doops: %(levelname)s: %(message)s"))
+    handler.setFormatter(_Formatter("doops: %(levelname)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False

@@ -159,3 +159,46 @@ def test_loopback_http_sends_bearer() -> None:
                                                                          "status": "active"}})
         make_client(api="http://127.0.0.1:9999").account()
     assert route.calls.last.request.headers["authorization"] == "Bearer dop_v1_test"
+
+
+HTML_431 = ("<html>\r\n<head><title>431 Request Header Fields Too Large</title></head>\r\n<body>\r\n"
+            "<center><h1>431 Request Header Fields Too Large</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+            "</body>\r\n</html>\r\n")
+
+
+def test_html_error_page_becomes_one_line() -> None:
+    with respx.mock(base_url=API) as router:
+        router.get("/v2/account").respond(431, text=HTML_431, headers={"content-type": "text/html"})
+        with pytest.raises(ApiError) as info:
+            make_client().account()
+    text = str(info.value)
+    assert "\n" not in text and "<" not in text and "cloudflare" not in text
+    assert text == ("DigitalOcean API GET /v2/account answered 431: Request Header Fields Too Large "
+                    "(text/html body not shown)")
+
+
+def test_html_error_page_on_the_command_line() -> None:
+    from tests.helpers import CANARY_TOKEN, run_doops
+
+    with respx.mock(base_url=API) as router:
+        router.get("/v2/account").respond(431, text=HTML_431, headers={"content-type": "text/html; charset=utf-8"})
+        res = run_doops(["auth", "status"], env={"DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN})
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and "<" not in res.stderr
+    assert "answered 431: Request Header Fields Too Large (text/html body not shown)" in res.stderr
+
+
+def test_json_error_message_is_kept_but_flattened() -> None:
+    with respx.mock(base_url=API) as router:
+        router.get("/v2/account").respond(400, json={"id": "bad_request", "message": "line one\nline two"})
+        with pytest.raises(ApiError) as info:
+            make_client().account()
+    assert info.value.api_message == "line one line two" and info.value.error_id == "bad_request"
+
+
+@pytest.mark.parametrize("url", ["https://" + "a" * 5000 + ".com", "https://api.example.com\n", "https://a b",
+                                 "https://api.example.com:http", "ftp://api.example.com", "https://"])
+def test_api_url_checks_are_one_short_line(url: str) -> None:
+    with pytest.raises(UsageError) as info:
+        check_api_url(url)
+    assert "\n" not in info.value.message and len(info.value.message) < 200

@@ -4,40 +4,68 @@ from __future__ import annotations
 
 import click
 
+from doops.cli.params import duration, renders
 from doops.context import AppContext
+from doops.ops.status.model import StatusReport
 from doops.output import render
 
 DO_PER_MINUTE_BUDGET = 250  # DigitalOcean's documented per-token limit
+DEFAULT_WATCH = "30s"
+MIN_WATCH = 1.0
 
 
+def _watch_interval(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--watch`` alone is every 30 s; ``--watch 10``/``--watch 2m`` sets it (at least 1 s)."""
+    from doops.ops.status.model import COMPONENTS
+
+    if value is not None and value.lower() in COMPONENTS:
+        raise click.BadParameter(f"{value!r} is a component, not an interval: put components before --watch, "
+                                 "or give the interval (--watch 30s)")
+    seconds = duration(ctx, param, value)
+    if seconds is not None and seconds < MIN_WATCH:
+        raise click.BadParameter(f"{value!r} is shorter than {MIN_WATCH:g}s: redrawing faster tells nothing new")
+    return seconds
+
+
+@renders(StatusReport)
 @click.command("status")
 @click.argument("components", nargs=-1, metavar="[COMPONENT]...")
-@click.option("--watch", type=click.FloatRange(min=1), metavar="SECS",
-              help="Redraw every SECS seconds (stretched to spend at most half the per-minute API budget).")
+@click.option("--watch", is_flag=False, flag_value=DEFAULT_WATCH, default=None, metavar="[INTERVAL]",
+              callback=_watch_interval,
+              help="Redraw every INTERVAL (default 30s; stretched to spend at most half the per-minute API "
+                   "budget). With -o json: one JSON document per line per refresh; -o yaml: one --- document "
+                   "per refresh.")
+@click.option("--timeout", default="50s", show_default=True, metavar="DURATION", callback=duration,
+              help="Return by then: checks not done are unknown, with the reason (under Nagios's 60 s).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=16, show_default=True,
               help="Checks run in parallel (1 = sequential).")
 @click.pass_obj
-def status(app: AppContext, components: tuple[str, ...], watch: float | None, concurrency: int) -> None:
+def status(app: AppContext, components: tuple[str, ...], watch: float | None, timeout: float,
+           concurrency: int) -> None:
     """Report the health of every platform component; exit 0 ok, 1 warn, 2 crit, 3 unknown.
 
     COMPONENT filters: apps, functions, databases, cache, spaces, cdn, monitoring, prometheus.
-    Each check is ok, warn, crit or unknown; a check that cannot run is unknown for itself only.
+    Each check is ok, warn, crit or unknown; a check that cannot run is unknown for itself only, and so is
+    one not done within --timeout.
 
     \b
     Example:
       doops status
       doops status databases cdn -o json
-      doops status --watch 30
+      doops status --timeout 20s
+      doops status --watch            (every 30s; components go before --watch)
+      doops status --watch 10 -o json | jq -c .overall
     """
     from doops.ops.status import run_status, validate_components
 
     chosen = validate_components(components)
     _ = app.config  # a missing or invalid explicit config is bad input (exit 4), not an unknown check
+    app.check_inputs()  # a malformed token or API URL is exit 4 before any request
     if watch:
         from doops.cli.watch import watch_status
 
-        watch_status(app, chosen, watch, concurrency, DO_PER_MINUTE_BUDGET)
+        watch_status(app, chosen, watch, concurrency, DO_PER_MINUTE_BUDGET, timeout=timeout)
         return
-    report = run_status(app, chosen, concurrency)
+    report = run_status(app, chosen, concurrency, timeout=timeout)
     render(report, app.output)
     raise click.exceptions.Exit(report.overall.exit_code)

@@ -1,13 +1,22 @@
-"""`doops status --watch`: redraw in place, within half the per-minute API budget."""
+"""`doops status --watch`: redraw in place, within half the per-minute API budget.
+
+Tables redraw in place (rich Live); ``-o json`` writes one JSON document per line per refresh (JSON lines,
+for ``jq -c`` or a log shipper) and ``-o yaml`` one ``---`` document per refresh: never a table when a
+script asked for data.
+"""
 
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
+from collections.abc import Callable
+from typing import IO
 
 from doops.context import AppContext
-from doops.output import OutputOptions, render
+from doops.output import OutputOptions, render, to_data
+from doops.secrets import mask
 
 
 def min_interval(requests_per_run: int, per_minute_budget: int) -> float:
@@ -15,17 +24,41 @@ def min_interval(requests_per_run: int, per_minute_budget: int) -> float:
     return 60.0 * requests_per_run / max(per_minute_budget / 2, 1)
 
 
-def watch_status(app: AppContext, components: list[str], every: float, concurrency: int, budget: int) -> None:
+def watch_status(app: AppContext, components: list[str], every: float, concurrency: int, budget: int, *,
+                 timeout: float | None = None, sleep: Callable[[float], None] = time.sleep,
+                 refreshes: int | None = None, stream: IO[str] | None = None) -> None:
+    """Refresh until interrupted (or ``refreshes`` times: tests inject that and ``sleep``)."""
+    from doops.ops.status import DEFAULT_TIMEOUT, run_status
+
+    out = stream or sys.stdout
+    limit = timeout if timeout is not None else DEFAULT_TIMEOUT
+    fmt = app.output.fmt
+    if fmt in ("json", "yaml"):
+        n = 0
+        while True:
+            report = run_status(app, components, concurrency, timeout=limit)
+            data = to_data(report)
+            if fmt == "json":
+                out.write(mask(json.dumps(data, separators=(",", ":"))) + "\n")
+            else:
+                import yaml
+
+                out.write(mask(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, explicit_start=True)))
+            out.flush()
+            n += 1
+            if refreshes is not None and n >= refreshes:
+                return
+            sleep(max(every, min_interval(report.api_requests, budget)))
+
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
-    from doops.ops.status import run_status
-
-    console = Console(file=sys.stdout, no_color=not app.output.color)
+    console = Console(file=out, no_color=not app.output.color)
+    n = 0
     with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
         while True:
-            report = run_status(app, components, concurrency)
+            report = run_status(app, components, concurrency, timeout=limit)
             buf = io.StringIO()
             render(report, OutputOptions(fmt="table", columns=app.output.columns, no_header=app.output.no_header,
                                          color=False), buf)
@@ -34,4 +67,7 @@ def watch_status(app: AppContext, components: list[str], every: float, concurren
             if interval > every:
                 footer += f" (stretched from {every:.0f}s: {report.api_requests} API calls per run)"
             live.update(Text(buf.getvalue() + footer), refresh=True)
-            time.sleep(interval)
+            n += 1
+            if refreshes is not None and n >= refreshes:
+                return
+            sleep(interval)

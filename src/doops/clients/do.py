@@ -23,6 +23,7 @@ from doops.clients.models import (
     ConnectionPool,
     DatabaseBackup,
     DatabaseCluster,
+    DatabaseEvent,
     DatabaseReplica,
     Deployment,
     FunctionsNamespace,
@@ -46,19 +47,52 @@ def is_loopback_host(host: str) -> bool:
 
 
 def check_api_url(url: str) -> tuple[str, bool]:
-    """Validate an endpoint override; returns (url, enforce_https). http:// only for loopback hosts."""
+    """Validate an endpoint override; returns (url, enforce_https). http:// only for loopback hosts.
+
+    Errors are one line and quote at most the start of the URL (see ``config.api_url_problem``).
+    """
+    from doops.config import api_url_problem, shorten
+
+    problem = api_url_problem(url)
+    if problem:
+        raise UsageError(problem, hint="set --api-url, DIGITALOCEAN_API_URL or api_url in the config to "
+                                       "https://host[:port] (http:// only for 127.0.0.1)")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"invalid API URL {url!r}", hint="use https://host[:port] (http:// only for 127.0.0.1)")
+    host = parts.hostname or ""
     if parts.scheme == "http":
-        if not is_loopback_host(parts.hostname):
+        if not is_loopback_host(host):
             raise UsageError(
-                f"refusing plain http:// API URL for non-loopback host {parts.hostname!r}: the token would "
+                f"refusing plain http:// API URL for non-loopback host {shorten(host)}: the token would "
                 "travel unencrypted",
                 hint="use https://, or http://127.0.0.1:PORT for a local twin",
             )
         return url.rstrip("/"), False
     return url.rstrip("/"), True
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Error text from elsewhere, made safe for our one-line errors: no newlines, bounded length."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _status_line(resp: Any, status: int) -> str:
+    """``Request Header Fields Too Large (text/html body not shown)``: all a non-JSON answer may say."""
+    reason = str(getattr(resp, "reason", "") or "") if resp is not None else ""
+    if not reason:
+        from http import HTTPStatus
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    text = _one_line(reason, 80) or "no error message"
+    ctype = ""
+    if resp is not None:
+        ctype = str(resp.headers.get("content-type") or "").split(";")[0].strip()
+    if ctype and ctype != "application/json":
+        text += f" ({_one_line(ctype, 60)} body not shown)"
+    return text
 
 
 class DOClient:
@@ -106,12 +140,15 @@ class DOClient:
         except HttpResponseError as exc:
             raise self._error_from_response(exc.response, exc) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise ApiUnreachable(f"cannot reach the DigitalOcean API at {self.api_url}: {exc}") from None
+            raise ApiUnreachable(
+                f"cannot reach the DigitalOcean API at {self.api_url}: {_one_line(str(exc))}") from None
         if status >= 400:
             raise self._error_from_response(resp, None)
         return body
 
     def _error_from_response(self, resp: Any, exc: Exception | None) -> ApiError:
+        """One line from DigitalOcean's JSON error; for any other body (an HTML 431 page from the edge, a
+        proxy's text) only the status, its reason and what kind of body it was: never the body itself."""
         status = int(getattr(resp, "status_code", 0) or 0)
         body: Any = None
         try:
@@ -123,14 +160,21 @@ class DOClient:
         request_id = body.get("request_id") if isinstance(body, dict) else None
         if resp is not None and not request_id:
             request_id = resp.headers.get("x-request-id")
-        if not message:
-            message = (str(exc) if exc else "") or f"HTTP {status}"
+        if not isinstance(message, str) or not message.strip():
+            message = _status_line(resp, status)
+        else:
+            message = _one_line(message)
         method = path = ""
         req = getattr(resp, "request", None)
         if req is not None:
             method = str(getattr(req, "method", ""))
             path = urlsplit(str(getattr(req, "url", ""))).path
-        return api_error_for(status, error_id, message, request_id, method=method, path=path)
+        if not isinstance(error_id, str):
+            error_id = None
+        if not isinstance(request_id, str):
+            request_id = None
+        return api_error_for(status, error_id and _one_line(error_id, 80), message,
+                             request_id and _one_line(request_id, 80), method=method, path=_one_line(path, 120))
 
     def paginate(self, op: str, key: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """Every item of a paginated list: per_page=200, following links.pages.next."""
@@ -236,3 +280,9 @@ class DOClient:
                 return True, f"write scope (probe refused with {exc.status} as expected)"
             raise
         return True, "write scope"
+
+    def list_database_events(self, cluster_id: str) -> list[DatabaseEvent]:
+        """GET /v2/databases/{uuid}/events, newest first: how status learns that a replica was promoted."""
+        body = self.call("databases.list_events_logs", cluster_id) or {}
+        events = [DatabaseEvent.from_api(d) for d in body.get("events") or []]
+        return sorted(events, key=lambda e: e.create_time.timestamp() if e.create_time else 0.0, reverse=True)

@@ -18,9 +18,40 @@ from urllib.parse import urlsplit
 import httpx
 
 from doops import secrets
-from doops.errors import ApiUnreachable
+from doops.errors import ApiUnreachable, UsageError
 
 log = logging.getLogger("doops.http")
+
+ANNOUNCE_AFTER = 2.0  # seconds: any longer pause is said on stderr, so a silent wait is never a mystery
+
+
+def announce(message: str) -> None:
+    """Default way a pause reaches the user: a warning-level record that the doops log handler prints as
+    ``doops: waiting 50 s for the API rate limit`` (see ``doops.logs``), on every command."""
+    log.warning(message, extra={"notice": True})
+
+
+class WaitNotices:
+    """Says each pause longer than ``ANNOUNCE_AFTER`` once: threads that wait for the same reset (16
+    checks at a time) give one line, not sixteen."""
+
+    def __init__(self, emit: Callable[[str], None] | None = None, clock: Callable[[], float] | None = None,
+                 threshold: float = ANNOUNCE_AFTER) -> None:
+        self.emit = emit or announce
+        self.clock = clock or time.monotonic
+        self.threshold = threshold
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, seconds: float, why: str, *, kind: str = "ratelimit") -> None:
+        if seconds <= self.threshold:
+            return
+        now = self.clock()
+        with self._lock:
+            if now + seconds <= self._until.get(kind, float("-inf")) + 1.0:
+                return  # another thread already said it for (about) this wait
+            self._until[kind] = now + seconds
+        self.emit(f"waiting {seconds:.0f} s {why}")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -42,13 +73,15 @@ class RateLimiter:
     it waits until the reset time.
     """
 
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
+    # Looked up when the limiter is made, so tests can swap this module's ``time`` for a fake clock.
+    clock: Callable[[], float] = field(default_factory=lambda: time.time)
+    sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
     low_water: int = 10
     max_wait: float = 60.0
     limit: int | None = None
     remaining: int | None = None
     reset_at: float | None = None
+    notices: WaitNotices | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(self, headers: httpx.Headers) -> None:
@@ -83,7 +116,11 @@ class RateLimiter:
     def acquire(self) -> None:
         wait = self.delay()
         if wait > 0:
-            log.info("rate limit: %s requests left, waiting %.1fs", self.remaining, wait)
+            left = self.remaining
+            log.info("rate limit: %s requests left, waiting %.1fs", left, wait)
+            if self.notices is not None:
+                self.notices(wait, "for the API rate limit" + (f" ({left} requests left until the reset)"
+                                                              if left else ""))
             self.sleep(wait)
             with self._lock:
                 if self.remaining is not None and self.remaining <= 0:
@@ -95,19 +132,29 @@ class RateLimiter:
 
 @dataclass
 class RequestStats:
+    """``count``: calls of ``send``; ``attempts``: HTTP requests sent, every try counted whether it was
+    answered, timed out or never connected (a run that sent 4 requests that all timed out sent 4)."""
+
     count: int = 0
-    retries: int = 0
+    attempts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, retries: int = 0) -> None:
+    def call(self) -> None:
         with self._lock:
             self.count += 1
-            self.retries += retries
+
+    def attempt(self) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - self.count)
 
     @property
     def requests(self) -> int:
-        """Every HTTP request sent: calls plus their retries."""
-        return self.count + self.retries
+        """Every HTTP request sent: calls plus their retries, failed ones included."""
+        return self.attempts
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -132,12 +179,18 @@ class ResilientHttp:
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         trace: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
         max_connections: int = 16,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
+        sleep = sleep or time.sleep
+        clock = clock or time.time
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter(clock=clock, sleep=sleep)
+        self.notices = WaitNotices(notify, clock)
+        if self.limiter.notices is None:
+            self.limiter.notices = self.notices
         self.trace = trace
         self.sleep = sleep
         self.clock = clock
@@ -155,10 +208,12 @@ class ResilientHttp:
         """Send with pacing and retries; returns the last answer (errors are the caller's to judge)."""
         method = method.upper()
         attempt = 0
+        self.stats.call()
         while True:
             attempt += 1
             self.limiter.acquire()
             started = time.monotonic()
+            self.stats.attempt()
             try:
                 resp = self.client.request(method, url, headers=headers, content=content)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -167,7 +222,7 @@ class ResilientHttp:
                     self._backoff(attempt, None, f"{method} {_path(url)}: {type(exc).__name__}")
                     continue
                 raise ApiUnreachable(
-                    f"cannot reach the DigitalOcean API at {_origin(url)}: {exc}",
+                    f"cannot reach the DigitalOcean API at {_origin(url)}: {_short(str(exc))}",
                     hint="check --api-url / DIGITALOCEAN_API_URL and the network",
                 ) from exc
             except httpx.TimeoutException as exc:
@@ -178,8 +233,18 @@ class ResilientHttp:
                     f"DigitalOcean API timed out on {method} {_path(url)}",
                     hint="retry; if it persists check the API status",
                 ) from exc
+            except (httpx.LocalProtocolError, httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as exc:
+                # The request could not even be written: a header or the URL is malformed. The error text
+                # quotes the offending value, which may be the token: it is not shown, not even masked.
+                raise UsageError(
+                    f"cannot send {method} {_short(_path(url))}: a header or the URL is malformed "
+                    f"({type(exc).__name__}; the value is not shown)",
+                    hint="check the token and --api-url / DIGITALOCEAN_API_URL",
+                ) from None
             except httpx.HTTPError as exc:
-                raise ApiUnreachable(f"HTTP error talking to {_origin(url)}: {exc}") from exc
+                raise ApiUnreachable(
+                    f"HTTP error talking to {_origin(url)}: {type(exc).__name__}: {_short(str(exc))}"
+                ) from exc
             elapsed = time.monotonic() - started
             self.limiter.update(resp.headers)
             self._trace(method, url, headers, resp, elapsed, attempt)
@@ -194,18 +259,22 @@ class ResilientHttp:
                             wait = max(0.0, float(reset) - self.clock())
                         except ValueError:
                             wait = None
-                self._backoff(attempt, wait, f"{method} {_path(url)} answered {resp.status_code}")
+                self._backoff(attempt, wait, f"{method} {_path(url)} answered {resp.status_code}",
+                              rate_limited=resp.status_code == 429)
                 continue
-            self.stats.add(retries=attempt - 1)
             return resp
 
-    def _backoff(self, attempt: int, server_wait: float | None, why: str) -> None:
+    def _backoff(self, attempt: int, server_wait: float | None, why: str, *, rate_limited: bool = False) -> None:
         if server_wait is not None:
             wait = min(server_wait, self.retry.max_wait) + random.uniform(0, 0.1)
         else:
             ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * (2 ** (attempt - 1)))
             wait = random.uniform(ceiling / 2, ceiling)
         log.info("%s; retry %d in %.2fs", why, attempt, wait)
+        if rate_limited:
+            self.notices(wait, "for the API rate limit (429 Too Many Requests)")
+        else:
+            self.notices(wait, f"before retry {attempt} ({_short(why)})", kind="retry")
         self.sleep(wait)
 
     def _trace(
@@ -226,6 +295,11 @@ class ResilientHttp:
 
 def _path(url: str) -> str:
     return urlsplit(url).path
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _origin(url: str) -> str:

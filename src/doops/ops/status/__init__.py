@@ -56,34 +56,66 @@ def _preload(chosen: list[str]) -> None:
             importlib.import_module(module)
 
 
-def run_status(app: AppContext, components: Iterable[str] = (), concurrency: int = 16) -> StatusReport:
-    """Run every check of the chosen components; never raises for a failing check (it becomes unknown)."""
+DEFAULT_TIMEOUT = 50.0  # seconds: under the 60 s a Nagios check gets by default
+
+
+def timeout_reason(timeout: float) -> str:
+    return f"not done within {timeout:g}s (--timeout)"
+
+
+def run_status(app: AppContext, components: Iterable[str] = (), concurrency: int = 16,
+               timeout: float | None = DEFAULT_TIMEOUT) -> StatusReport:
+    """Run every check of the chosen components; never raises for a failing check (it becomes unknown).
+
+    Returns by ``timeout`` seconds after it started, whatever the API does: checks not done by then are
+    ``unknown`` with the reason, and the threads still waiting are abandoned (daemons, see engine.py).
+    """
     chosen = validate_components(components)
     started = time.monotonic()
+    deadline = started + timeout if timeout is not None else None
     _preload(chosen)
     requests_before = app.do_request_count()
     runner = Runner(app, concurrency)
     results: dict[str, list[CheckResult]] = {}
-    try:
-        if runner.concurrency == 1:
-            for name in chosen:
-                results[name] = COLLECTORS[name](runner)
-        else:
-            threads = []
-            for name in chosen:
-                def work(name: str = name) -> None:
-                    try:
-                        results[name] = COLLECTORS[name](runner)
-                    except Exception as exc:  # a collector bug must not hide the others
-                        results[name] = [runner.failed(name, "*", "collect", exc)]
-                t = threading.Thread(target=work, name=f"status-{name}", daemon=True)
-                t.start()
-                threads.append(t)
-            for t in threads:
-                t.join()
-    finally:
-        runner.close()
-    checks = [c for name in chosen for c in results.get(name, [])]
+    lock = threading.Lock()
+    all_done = threading.Event()
+
+    def collect(name: str) -> None:
+        try:
+            got = COLLECTORS[name](runner)
+        except Exception as exc:  # a collector bug must not hide the others
+            got = [runner.failed(name, "*", "collect", exc)]
+        with lock:
+            results[name] = got
+            if len(results) == len(chosen):
+                all_done.set()
+
+    def sequential() -> None:
+        for name in chosen:
+            collect(name)
+
+    # Daemon threads even for --concurrency 1: the deadline must hold whatever a call does.
+    if runner.concurrency == 1:
+        threading.Thread(target=sequential, name="status", daemon=True).start()
+    else:
+        for name in chosen:
+            threading.Thread(target=collect, args=(name,), name=f"status-{name}", daemon=True).start()
+    finished = all_done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    runner.close(wait=finished)
+    with lock:
+        done = dict(results)
+    checks: list[CheckResult] = []
+    for name in chosen:
+        if name in done:
+            checks += done[name]
+            continue
+        assert timeout is not None
+        completed, pending = runner.unfinished(name)
+        reason = timeout_reason(timeout)
+        checks += completed
+        checks += [runner.verdict(name, resource, check, Status.UNKNOWN, reason) for resource, check in pending]
+        if not pending:
+            checks.append(runner.verdict(name, "*", "collect", Status.UNKNOWN, reason))
     return StatusReport(
         overall=worst([c.status for c in checks]),
         generated_at=datetime.now(UTC),

@@ -4,14 +4,20 @@ Collectors (one per component) run in their own threads and may wait; the leaf c
 in the bounded pool and never submit to it or wait on other pool tasks, so the pool cannot deadlock, even
 with one worker. Data several components
 need (the app list, the cluster list) is fetched once and shared.
+
+Every thread is a daemon: when the run's deadline (``--timeout``) passes, status reports what is done and
+returns; calls still stuck (a 30 s read, a minute's rate-limit wait) are abandoned and cannot keep the
+process alive. Results are recorded as each check finishes, so a component cut short keeps the checks it
+completed and the unfinished ones are ``unknown`` with the reason.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,20 +29,108 @@ from doops.secrets import mask
 Verdict = tuple[Status, str, dict[str, Any]]
 
 
+class DaemonPool(Executor):
+    """ThreadPoolExecutor's contract (submit, map, shutdown) on daemon threads.
+
+    Why not ThreadPoolExecutor: its workers are joined at interpreter exit, so one call stuck past the
+    deadline would hold the process (and a Nagios check) until it ends.
+    """
+
+    def __init__(self, max_workers: int, name: str = "status") -> None:
+        self._max = max(1, max_workers)
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...],
+                                             dict[str, Any]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new work after the status run ended")
+            fut: Future[Any] = Future()
+            self._queue.put((fut, fn, args, kwargs))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max:
+                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.put(None)  # wake the next worker too
+                return
+            fut, fn, args, kwargs = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(*args, **kwargs))
+                except BaseException as exc:
+                    fut.set_exception(exc)
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            pending: list[Any] = []
+            while True:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for item in pending:
+                if item is not None:
+                    item[0].cancel()
+        self._queue.put(None)
+        if wait:
+            for t in threads:
+                t.join()
+
+
 class Runner:
     def __init__(self, app: AppContext, concurrency: int = 16) -> None:
         self.app = app
         self.concurrency = max(1, concurrency)
-        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="status")
+        self.pool = DaemonPool(self.concurrency)
         self.now = datetime.now(UTC)
         self._shared: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
         self._web: Any = None
+        # What each component has finished so far and what it has started: read at the deadline.
+        self.finished: dict[str, list[CheckResult]] = {}
+        self.started: dict[str, list[tuple[str, str]]] = {}
+        self.abandoned = threading.Event()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        if self._web is not None:
+    def close(self, wait: bool = True) -> None:
+        """End the run; ``wait=False`` at the deadline: stuck calls are abandoned, not waited for, and the
+        checks and shared fetches not yet begun never start (no requests for a report already given)."""
+        if not wait:
+            self.abandoned.set()
+        self.pool.shutdown(wait=wait, cancel_futures=not wait)
+        if self._web is not None and wait:
             self._web.close()
+
+    def _record(self, result: CheckResult) -> CheckResult:
+        with self._lock:
+            self.finished.setdefault(result.component, []).append(result)
+            started = self.started.get(result.component)
+            if started and (result.resource, result.check) in started:
+                started.remove((result.resource, result.check))
+        return result
+
+    def _start(self, component: str, resource: str, check: str) -> None:
+        with self._lock:
+            self.started.setdefault(component, []).append((resource, check))
+
+    def unfinished(self, component: str) -> tuple[list[CheckResult], list[tuple[str, str]]]:
+        """The checks a component completed and the ones it started but did not finish."""
+        with self._lock:
+            return list(self.finished.get(component, [])), list(self.started.get(component, []))
 
     @property
     def web(self) -> Any:
@@ -61,6 +155,8 @@ class Runner:
         assert fut is not None
         if owner:
             try:
+                if self.abandoned.is_set():
+                    raise DoopsError("the status run ended (--timeout) before this was fetched")
                 fut.set_result(fn())
             except BaseException as exc:
                 fut.set_exception(exc)
@@ -68,15 +164,25 @@ class Runner:
 
     def run_check(self, component: str, resource: str, check: str, fn: Callable[[], Verdict]) -> CheckResult:
         """Run one check; whatever goes wrong makes it ``unknown`` for itself only."""
+        self._start(component, resource, check)
         started = time.monotonic()
         try:
+            if self.abandoned.is_set():
+                raise DoopsError("the status run ended (--timeout) before this check began")
             status, summary, details = fn()
         except DoopsError as exc:
             status, summary, details = Status.UNKNOWN, exc.message, {"error": type(exc).__name__}
         except Exception as exc:  # a bug in one check must not hide the others
             status, summary, details = Status.UNKNOWN, f"{type(exc).__name__}: {exc}", {"error": "internal"}
-        return CheckResult(component, resource, check, status, mask(summary), details,
-                           round((time.monotonic() - started) * 1000, 1))
+        return self._record(CheckResult(component, resource, check, status, mask(summary), details,
+                                        round((time.monotonic() - started) * 1000, 1)))
+
+    def _run_started(self, component: str, resource: str, check: str, fn: Callable[[], Verdict]) -> CheckResult:
+        with self._lock:  # fan_out marked it started; run_check marks it again
+            started = self.started.get(component)
+            if started and (resource, check) in started:
+                started.remove((resource, check))
+        return self.run_check(component, resource, check, fn)
 
     def failed(self, component: str, resource: str, check: str, exc: Exception) -> CheckResult:
         """A check that could not run because a call it needed failed: unknown, with the reason."""
@@ -87,9 +193,11 @@ class Runner:
 
     def verdict(self, component: str, resource: str, check: str, status: Status, summary: str) -> CheckResult:
         """A check whose verdict is already known (a configured resource missing, say)."""
-        return CheckResult(component, resource, check, status, mask(summary))
+        return self._record(CheckResult(component, resource, check, status, mask(summary)))
 
     def fan_out(self, jobs: list[tuple[str, str, str, Callable[[], Verdict]]]) -> list[CheckResult]:
         """Run leaf checks in the bounded pool, results in the order given."""
-        futures = [self.pool.submit(self.run_check, *job) for job in jobs]
+        for component, resource, check, _ in jobs:
+            self._start(component, resource, check)  # queued counts as started: unfinished at the deadline
+        futures = [self.pool.submit(self._run_started, *job) for job in jobs]
         return [f.result() for f in futures]
