@@ -294,3 +294,18 @@ class ConnectionPool:
     def from_api(cls, d: dict[str, Any]) -> ConnectionPool:
         return cls(name=str(d.get("name", "")), size=int(d.get("size") or 0), mode=str(d.get("mode", "")),
                    db=str(d.get("db", "")))
+
+
+@dataclass
+class DatabaseEvent:
+    """One entry of GET /v2/databases/{uuid}/events: a promotion shows up here as ``cluster_master_promotion``."""
+
+    id: str
+    cluster_name: str
+    event_type: str
+    create_time: datetime | None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> DatabaseEvent:
+        return cls(id=str(d.get("id", "")), cluster_name=str(d.get("cluster_name", "")),
+                   event_type=str(d.get("event_type", "")), create_time=parse_time(d.get("create_time")))

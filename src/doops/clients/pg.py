@@ -150,3 +150,21 @@ def usage(target: Target) -> Usage:
             " current_setting('superuser_reserved_connections')::int"
         ).fetchone()
     return Usage(int(row[0]), int(row[1]), int(row[2]))
+
+
+@dataclass
+class Writability:
+    """Whether a server takes writes, learnt without writing: status never changes what it judges."""
+
+    in_recovery: bool
+    read_only: bool  # default_transaction_read_only for a new session: a soft fence a session can lift
+
+    @property
+    def writable(self) -> bool:
+        return not self.in_recovery and not self.read_only
+
+
+def writability(target: Target) -> Writability:
+    with connect(target) as conn:
+        row = conn.execute("select pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").fetchone()
+    return Writability(bool(row and row[0]), bool(row and row[1]))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from doops.clients import pg
-from doops.clients.models import DatabaseCluster, DatabaseReplica
-from doops.errors import UnknownStateError
+from doops.clients.models import DatabaseCluster, DatabaseEvent, DatabaseReplica
+from doops.errors import DoopsError, UnknownStateError
 from doops.ops.dbtarget import db_target
 from doops.ops.status.engine import Runner, Verdict
 from doops.ops.status.model import CheckResult, Status
@@ -31,10 +33,32 @@ def _scope(r: Runner, clusters: list[DatabaseCluster], wanted: list[str], engine
     return [c for c in clusters if c.engine in engines], missing
 
 
-def target_for(r: Runner, cluster: DatabaseCluster, conn: Any) -> pg.Target:
-    """The shared connection rule, with the cluster's CA fetched once per run."""
-    return db_target(r.app, cluster, conn,
+def target_for(r: Runner, cluster: DatabaseCluster, conn: Any, cfg_name: str | None = None) -> pg.Target:
+    """The shared connection rule, with the cluster's CA fetched once per run.
+
+    ``cfg_name`` connects with another config entry's settings: a promoted replica keeps its lineage's
+    database, user and sslmode until the config names it (its CA is still its own, by id).
+    """
+    named = replace(cluster, name=cfg_name) if cfg_name and cfg_name != cluster.name else cluster
+    return db_target(r.app, named, conn,
                      ca=lambda cid: str(r.shared(f"ca:{cid}", lambda: r.app.do.database_ca(cid))))
+
+
+PROMOTION_EVENT = "cluster_master_promotion"
+
+
+@dataclass
+class Promotion:
+    """A configured replica now standing as its own cluster, promoted out of its configured primary."""
+
+    source: DatabaseCluster  # the old primary: names the lineage
+    promoted: DatabaseCluster
+    at: datetime | None  # the source's newest cluster_master_promotion event
+    cfg_index: int  # the source's position in databases.clusters, to name the exact config change
+
+    @property
+    def when(self) -> str:
+        return self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if self.at else "an unknown time"
 
 
 def collect_databases(r: Runner) -> list[CheckResult]:
@@ -42,10 +66,12 @@ def collect_databases(r: Runner) -> list[CheckResult]:
         clusters = database_clusters(r)
     except Exception as exc:
         return [r.failed("databases", "*", "list", exc)]
+    by_name = {c.name: c for c in clusters}
     cfgs = {c.name: c for c in r.app.config.databases.clusters}
     scope, results = _scope(r, clusters, list(cfgs), ("pg",), "databases")
     jobs: list[Any] = []
     replica_lists: dict[str, Any] = {}
+    event_lists: dict[str, Any] = {}
     for c in scope:
         jobs += [
             ("databases", c.name, "status", partial(_status, c)),
@@ -54,8 +80,14 @@ def collect_databases(r: Runner) -> list[CheckResult]:
             ("databases", c.name, "connections", partial(_connections, r, c)),
         ]
         replica_lists[c.name] = r.pool.submit(r.app.do.list_replicas, c.id)
+        cfg = cfgs.get(c.name)
+        if cfg and any(n in by_name and by_name[n].id != c.id for n in cfg.replicas):
+            # A configured replica's name is a cluster of its own: only then ask whether it was promoted
+            # (one events call per such primary, in parallel with its replica list; none in steady state).
+            event_lists[c.name] = r.pool.submit(r.app.do.list_database_events, c.id)
     results += r.fan_out(jobs)
     lag_jobs: list[Any] = []
+    promotions: list[Promotion] = []
     for c in scope:
         try:
             replicas = replica_lists[c.name].result()
@@ -67,8 +99,126 @@ def collect_databases(r: Runner) -> list[CheckResult]:
             lag_jobs.append(("databases", rep.name, "replica", partial(_replica, r, c, rep)))
         expected = set(cfg.replicas) if cfg else set()
         for name in sorted(expected - {rep.name for rep in replicas}):
-            results.append(r.verdict("databases", name, "replica", CRIT, f"replica {name} of {c.name} not found"))
+            standalone = by_name.get(name)
+            if standalone is None or standalone.id == c.id or c.name not in event_lists:
+                results.append(r.verdict("databases", name, "replica", CRIT, f"replica {name} of {c.name} not found"))
+                continue
+            try:
+                events: list[DatabaseEvent] = event_lists[c.name].result()
+            except Exception as exc:
+                results.append(r.failed("databases", name, "replica", exc))
+                continue
+            event = next((e for e in events if e.event_type == PROMOTION_EVENT), None)  # newest first
+            if event is None:
+                results.append(r.verdict(
+                    "databases", name, "replica", CRIT,
+                    f"replica {name} of {c.name} not found: a cluster named {name} stands alone, but the events "
+                    f"of {c.name} show no {PROMOTION_EVENT}"))
+                continue
+            index = [d.name for d in r.app.config.databases.clusters].index(c.name)
+            promotions.append(Promotion(c, standalone, event.create_time, index))
+    scoped = {c.name for c in scope}
+    for p in promotions:
+        lag_jobs += _promotion_jobs(r, p, judge_as_primary=p.promoted.name not in scoped)
     return results + r.fan_out(lag_jobs)
+
+
+def _promotion_jobs(r: Runner, p: Promotion, judge_as_primary: bool) -> list[Any]:
+    """The promoted cluster judged as the primary it now is, the old one for split-brain, the config."""
+    new, old = p.promoted, p.source
+    jobs: list[Any] = []
+    if judge_as_primary:  # unless the config already names it (then it is in scope and judged already)
+        jobs += [
+            ("databases", new.name, "status", partial(_promoted_status, p)),
+            ("databases", new.name, "maintenance", partial(_maintenance, new)),
+            ("databases", new.name, "backups", partial(_backups, r, new, p)),
+            ("databases", new.name, "connections", partial(_connections, r, new, old.name)),
+        ]
+    jobs += [
+        ("databases", new.name, "writable", partial(_writable, r, p)),
+        ("databases", old.name, "split-brain", partial(_split_brain, r, p)),
+        ("databases", new.name, "config", partial(_config_change, r, p)),
+    ]
+    return jobs
+
+
+def _promoted_status(p: Promotion) -> Verdict:
+    status, text, details = _status(p.promoted)
+    details.update({"role": "primary", "promoted_from": p.source.name,
+                    "promoted_at": p.at.isoformat() if p.at else None})
+    return status, f"{text}, primary promoted from {p.source.name} at {p.when}", details
+
+
+def _probe(r: Runner, cluster: DatabaseCluster, cfg_name: str | None = None) -> pg.Writability | None:
+    """Whether the server takes writes, read once per run; None when it refuses connections (an answer)."""
+    def run() -> pg.Writability | None:
+        try:
+            return pg.writability(target_for(r, cluster, cluster.connection, cfg_name))
+        except UnknownStateError as exc:
+            if "Connection refused" in exc.message:
+                return None
+            raise
+
+    result: pg.Writability | None = r.shared(f"writability:{cluster.id}", run)
+    return result
+
+
+def _writable(r: Runner, p: Promotion) -> Verdict:
+    w = _probe(r, p.promoted, p.source.name)
+    if w is None:
+        return CRIT, f"promoted primary {p.promoted.name} not accepting connections", {}
+    details = {"in_recovery": w.in_recovery, "read_only": w.read_only}
+    if w.in_recovery:
+        return CRIT, ("still in recovery (pg_is_in_recovery() = true): promoted by the API, but the server "
+                      "takes no writes yet"), details
+    if w.read_only:
+        return CRIT, "default_transaction_read_only is on: the promoted primary refuses writes", details
+    return OK, "accepts writes (pg_is_in_recovery() = false)", details
+
+
+def _split_brain(r: Runner, p: Promotion) -> Verdict:
+    """Two writable primaries of one lineage: writes to the old one never reach the new one."""
+    old, new = p.source.name, p.promoted.name
+    details: dict[str, Any] = {"lineage": old, "old_primary": old, "new_primary": new,
+                               "promoted_at": p.at.isoformat() if p.at else None}
+    old_w = _probe(r, p.source)
+    if old_w is None:
+        details["old_writable"] = None
+        return WARN, (f"old primary {old} refuses connections: it takes no writes now, but would come back as a "
+                      f"second primary of lineage {old}; fix: delete {old} (or keep it fenced) once apps use "
+                      f"{new}"), details
+    details["old_writable"] = old_w.writable
+    if old_w.in_recovery:
+        return OK, f"old primary {old} is in recovery: {new} is the only writable primary of lineage {old}", details
+    if old_w.read_only:
+        return WARN, (f"old primary {old} is only soft-fenced (default_transaction_read_only on; a session can "
+                      f"still write): delete {old} once apps use {new}"), details
+    new_w = _probe(r, p.promoted, p.source.name)
+    details["new_writable"] = new_w.writable if new_w else None
+    if new_w is None or not new_w.writable:
+        return OK, f"one writable primary of lineage {old}: {old} ({new} takes no writes)", details
+    details["fix"] = f"repoint apps to {new}, then fence or delete {old}"
+    return CRIT, (f"split-brain risk: two writable primaries of lineage {old} ({old}, {new}): writes that reach "
+                  f"{old} are lost to {new} (promoted at {p.when}); fix: {details['fix']}"), details
+
+
+def _config_change(r: Runner, p: Promotion) -> Verdict:
+    """The exact edit that makes the config name the topology that now exists."""
+    old, new, i = p.source.name, p.promoted.name, p.cfg_index
+    cfg = r.app.config.databases.clusters[i]
+    names_primary = r.app.config.databases.primary == old
+    said = (f"config names {old} as primary and {new} as its replica" if names_primary
+            else f"config names {new} as a replica of {old}")
+    change = (f"set databases.primary: {new} and remove" if names_primary else "remove")
+    change += f" the replica entry {new} from databases.clusters[{i}].replicas"
+    if [n for n in cfg.replicas if n != new]:
+        entry = (f"add a databases.clusters entry named {new} (database, user and sslmode as "
+                 f"databases.clusters[{i}])")
+    else:
+        entry = f"set databases.clusters[{i}].name: {new} (its database, user and sslmode now apply to {new})"
+    details = {"file": r.app.config.source, "promoted_at": p.at.isoformat() if p.at else None,
+               "change": [change, entry]}
+    return WARN, f"{said}, but {new} was promoted at {p.when}: {change}; {entry}", details
 
 
 def _status(c: DatabaseCluster) -> Verdict:
@@ -86,13 +236,26 @@ def _maintenance(c: DatabaseCluster) -> Verdict:
     return OK, "no pending maintenance", {}
 
 
-def _backups(r: Runner, c: DatabaseCluster) -> Verdict:
+def _backups(r: Runner, c: DatabaseCluster, promotion: Promotion | None = None) -> Verdict:
     backups = [b for b in r.app.do.list_backups(c.id) if b.created_at]
+    limit = float(r.app.config.thresholds.backup_max_age)
     if not backups:
-        return CRIT, "no backup", {}
+        promoted_at = promotion.at if promotion else _own_promotion(r, c)
+        if promoted_at is None:
+            return CRIT, "no backup", {}
+        # A promoted cluster has no backup of its own until its first one: the promotion stands in for the
+        # newest backup, by the same limits (history before it lies in the old primary's backups).
+        age = max((r.now - promoted_at).total_seconds(), 0.0)
+        details = {"count": 0, "promoted_at": promoted_at.isoformat(), "age_seconds": round(age)}
+        text = f"no backup since the promotion {format_duration(age)} ago"
+        if age > 2 * limit:
+            return CRIT, text, details
+        if age > limit:
+            return WARN, f"{text} (limit {format_duration(limit)})", details
+        history = f"{promotion.source.name}'s backups" if promotion else "the old primary's backups"
+        return OK, f"{text}: first backup due within {format_duration(limit)} (earlier history: {history})", details
     latest = max(b.created_at for b in backups if b.created_at)
     age = (r.now - latest).total_seconds()
-    limit = float(r.app.config.thresholds.backup_max_age)
     details = {"latest": latest.isoformat(), "age_seconds": round(age), "count": len(backups)}
     if age > 2 * limit:
         return CRIT, f"latest backup {format_duration(age)} old", details
@@ -101,10 +264,19 @@ def _backups(r: Runner, c: DatabaseCluster) -> Verdict:
     return OK, f"latest backup {format_duration(age)} old, {len(backups)} kept", details
 
 
-def _connections(r: Runner, c: DatabaseCluster) -> Verdict:
+def _own_promotion(r: Runner, c: DatabaseCluster) -> datetime | None:
+    """When a cluster without backups was promoted, from its own events (one call, only in that case)."""
+    try:
+        events = r.app.do.list_database_events(c.id)
+    except DoopsError:
+        return None  # "no backup" is what is known
+    return next((e.create_time for e in events if e.event_type == PROMOTION_EVENT), None)
+
+
+def _connections(r: Runner, c: DatabaseCluster, cfg_name: str | None = None) -> Verdict:
     th = r.app.config.thresholds
     try:
-        use = pg.usage(target_for(r, c, c.connection))
+        use = pg.usage(target_for(r, c, c.connection, cfg_name))
     except UnknownStateError as exc:
         if "Connection refused" in exc.message:
             # A refusal is an answer: the API may still say online, but no server listens there.
