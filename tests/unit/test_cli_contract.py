@@ -49,11 +49,13 @@ def test_explicit_missing_config_is_exit_4(tmp_path: Path) -> None:
     assert res.exit_code == 4 and str(missing) in res.stderr
 
 
-def test_unknown_table_column_is_exit_4() -> None:
-    with respx.mock(base_url="https://api.digitalocean.com") as router:
-        router.get("/v2/account").respond(200, json={"account": {"uuid": "u", "email": "e", "status": "active"}})
+def test_unknown_table_column_is_exit_4_before_the_request() -> None:
+    with respx.mock(base_url="https://api.digitalocean.com", assert_all_called=False) as router:
+        account = router.get("/v2/account").respond(
+            200, json={"account": {"uuid": "u", "email": "e", "status": "active"}})
         res = run_doops(["--format", "field,nope", "auth", "status"], env={"DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN})
     assert res.exit_code == 4 and "nope" in res.stderr and "valid columns: field,value" in res.stderr
+    assert account.call_count == 0
 
 
 def test_table_yaml_no_header() -> None:

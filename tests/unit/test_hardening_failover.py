@@ -34,7 +34,7 @@ def test_zero_and_negative_durations_and_sizes_are_bad_input_before_any_request(
 
 def test_one_rule_for_durations_and_sizes_in_options_and_config() -> None:
     for bad in ("0", "0s", 0, 0.0, "-1s"):
-        with pytest.raises(ValueError, match="greater than zero|invalid duration"):
+        with pytest.raises(ValueError, match=r"greater than zero|invalid duration"):
             parse_duration(bad)
     with pytest.raises(ValueError, match="greater than zero"):
         parse_size("0MiB")

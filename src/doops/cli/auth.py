@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from doops.cli.params import renders
 from doops.context import AppContext
+from doops.ops.auth import AuthStatus
 from doops.output import render
 
 
@@ -13,6 +15,7 @@ def auth() -> None:
     """Inspect DigitalOcean authentication."""
 
 
+@renders(AuthStatus)
 @auth.command("status")
 @click.pass_obj
 def status(app: AppContext) -> None:

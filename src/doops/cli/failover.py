@@ -47,7 +47,8 @@ def failover() -> None:
 @click.option("--region", required=True, help="Region of the read replica to promote (e.g. ams3).")
 @click.option("--replica", metavar="NAME", help="The replica, when the region has more than one.")
 @click.option("--max-lag", "max_lag", multiple=True, callback=_max_lag, metavar="SIZE|DURATION",
-              help="Refuse when the replica is further behind (default 1MiB and 5s; repeat for both).")
+              help="Refuse when the replica is further behind (default: the config's thresholds, which "
+                   "`doops status` judges by, 1MiB and 5s; repeat for both).")
 @click.option("--accept-data-loss", is_flag=True,
               help="Promote even when the lag is over the limit or cannot be measured (primary down).")
 @click.option("--rto", callback=duration, metavar="DURATION",
@@ -84,7 +85,8 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
     _ = app.config  # a missing or invalid explicit config is bad input (exit 4) before anything runs
     opts = FailoverOptions(
         cluster=cluster, region=region, replica=replica,
-        max_lag_bytes=int(max_lag.get("bytes", 1024 * 1024)), max_lag_seconds=max_lag.get("seconds", 5.0),
+        max_lag_bytes=int(max_lag["bytes"]) if "bytes" in max_lag else None,
+        max_lag_seconds=max_lag.get("seconds"),
         accept_data_loss=accept_data_loss, rto_seconds=rto, timeout_seconds=timeout,
         dry_run=dry_run, detected_at=detected_at,
     )

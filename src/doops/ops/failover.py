@@ -46,8 +46,8 @@ class FailoverOptions:
     cluster: str | None
     region: str
     replica: str | None = None
-    max_lag_bytes: int = 1024 * 1024
-    max_lag_seconds: float = 5.0
+    max_lag_bytes: int | None = None  # None: the config's thresholds, the numbers `doops status` judges by
+    max_lag_seconds: float | None = None
     accept_data_loss: bool = False
     rto_seconds: float | None = None
     timeout_seconds: float = 600.0
@@ -259,6 +259,11 @@ class _Run:
 def failover(app: AppContext, opts: FailoverOptions, confirm: Callable[[str], bool], events: Events) -> FailoverResult:
     """Plan, check, confirm, promote, verify, measure. Raises DoopsError with the exit code to use."""
     run = _Run(app)
+    thresholds = app.config.thresholds
+    if opts.max_lag_bytes is None:
+        opts.max_lag_bytes = int(thresholds.replica_lag_bytes)
+    if opts.max_lag_seconds is None:
+        opts.max_lag_seconds = float(thresholds.replica_lag_seconds)
     cluster, clusters = _find_cluster(app, opts.cluster)
     target_rto = opts.rto_seconds if opts.rto_seconds is not None else float(app.config.objectives.database_rto)
     pending = journal.read_pending("failover", run.key(cluster))
@@ -357,8 +362,9 @@ def _prechecks(app: AppContext, opts: FailoverOptions, cluster: DatabaseCluster,
             checks.append(Precheck("replica lag", False, None, f"cannot measure: {exc.message}"))
         else:
             b, s = lag.lag_bytes or 0, lag.lag_seconds or 0.0
-            ok = b <= opts.max_lag_bytes and s <= opts.max_lag_seconds
-            detail = (f"{_bytes(b)}, {s:.1f}s behind (max {_bytes(opts.max_lag_bytes)}, {opts.max_lag_seconds:g}s)"
+            max_b, max_s = opts.max_lag_bytes or 0, opts.max_lag_seconds or 0.0
+            ok = b <= max_b and s <= max_s
+            detail = (f"{_bytes(b)}, {s:.1f}s behind (max {_bytes(max_b)}, {max_s:g}s)"
                       + ("; replay is paused" if lag.replay_paused else ""))
             if not ok and opts.accept_data_loss:
                 checks.append(Precheck("replica lag", True, {"bytes": b, "seconds": round(s, 3)},
