@@ -24,9 +24,9 @@ from pathlib import Path
 SCALED = "scale: {apps: 100, cdn_endpoints: 100, uptime_checks: 50, alert_policies: 50}\n"
 WARM = """
 import json, os, sys, time, httpx
-from doops.context import AppContext
+from doops.platform import Platform
 from doops.ops.status import run_status
-app = AppContext(config_path=os.environ["DOOPS_CONFIG"], config_explicit=True)
+app = Platform(config_path=os.environ["DOOPS_CONFIG"], config_explicit=True)
 c = int(sys.argv[1])
 run_status(app, concurrency=c)
 httpx.delete(sys.argv[2], headers={"X-Twin-Admin-Secret": sys.argv[3]}).raise_for_status()

@@ -94,6 +94,10 @@ class DatabaseConfig:
     heartbeat_table: str | None = None
     replicas: list[str] = field(default_factory=list)
 
+    def password(self) -> str | None:
+        """The password from the env var the config names; None: use the API's connection object."""
+        return env(self.password_env) if self.password_env else None
+
 
 @dataclass
 class CacheConfig:
@@ -130,6 +134,12 @@ class SpacesConfig:
     secret_key_env: str = "SPACES_SECRET_ACCESS_KEY"
     buckets: list[BucketConfig] = field(default_factory=list)
 
+    def endpoint(self, region: str) -> str:
+        return self.endpoint_url or env("AWS_ENDPOINT_URL_S3") or f"https://{region}.digitaloceanspaces.com"
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        return env(self.access_key_env), env(self.secret_key_env)
+
 
 @dataclass
 class CachePolicy:
@@ -159,6 +169,15 @@ class PrometheusConfig:
     url: str | None = None
     url_env: str = "PROMETHEUS_URL"
     slo_queries: list[SloQuery] = field(default_factory=list)
+
+    def resolved_url(self) -> str | None:
+        return self.url or env(self.url_env) or None
+
+
+def env(name: str) -> str | None:
+    """The one reader of the environment for what the config points at (passwords, keys, URLs), so that
+    operations and clients never reach into ``os.environ`` themselves."""
+    return os.environ.get(name) or None
 
 
 @dataclass

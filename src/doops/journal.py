@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from doops.output import to_data
+from doops.serialize import to_data
 from doops.secrets import mask
 
 

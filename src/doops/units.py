@@ -52,3 +52,10 @@ def format_duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f}s"
     return f"{seconds / 60:.1f}m"
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

@@ -13,7 +13,8 @@ import respx
 from doops import journal
 from doops.ops.audit import AuditQuery, Identity, read_audit
 from doops.ops.failover import FailoverResult, Precheck, Timings
-from doops.output import OutputOptions, render
+from doops.cli.render import OutputOptions, render
+from doops.cli.views import FAILOVER
 from doops.units import parse_duration, parse_size
 from tests.helpers import CANARY_TOKEN, run_doops
 
@@ -71,12 +72,12 @@ def test_locks_and_pending_records_are_per_platform(isolated_env: Path) -> None:
 
 def _result(**kw: object) -> FailoverResult:
     base = FailoverResult(
-        "learnhub-db", "learnhub-db-ams3", "ams3", False,
-        [Precheck("primary reachable", False, "no", "cannot connect", blocking=False),
-         Precheck("replica lag", True, {"bytes": 2048, "seconds": 0.25}, "ok")],
-        Timings(promote_sent=datetime(2026, 11, 26, 5, 0, 0, 123000, tzinfo=UTC),
-                writable=datetime(2026, 11, 26, 5, 0, 0, 323000, tzinfo=UTC)),
-        0.2, 120.0, True, None, {}, "promoted",
+        "learnhub-db", "learnhub-db-ams3", "ams3", False, 120.0, state="promoted",
+        prechecks=[Precheck("primary reachable", False, "no", "cannot connect", blocking=False),
+                   Precheck("replica lag", True, {"bytes": 2048, "seconds": 0.25}, "ok")],
+        timings=Timings(promote_sent=datetime(2026, 11, 26, 5, 0, 0, 123000, tzinfo=UTC),
+                        writable=datetime(2026, 11, 26, 5, 0, 0, 323000, tzinfo=UTC)),
+        rto_seconds=0.2, met=True,
         warnings=["split-brain risk: learnhub-db still accepts writes"], next_steps=["Repoint the apps."])
     for k, v in kw.items():
         setattr(base, k, v)
@@ -87,7 +88,7 @@ def test_failover_table_shows_human_values(capsys: pytest.CaptureFixture[str]) -
     import io
 
     out = io.StringIO()
-    render(_result(), OutputOptions(color=False), out)
+    render(_result(), OutputOptions(color=False), FAILOVER, out)
     text = out.getvalue()
     assert "{'bytes'" not in text and "2.0 KiB, 0.2s behind" in text
     assert "05:00:00.123Z" in text and "05:00:00.323Z" in text  # milliseconds beside an RTO of 0.20s
@@ -99,13 +100,13 @@ def test_failover_json_has_warnings_next_steps_and_unknown_rto() -> None:
     import io
 
     out = io.StringIO()
-    render(_result(rto_seconds=None, met=None), OutputOptions(fmt="json"), out)
+    render(_result(rto_seconds=None, met=None), OutputOptions(fmt="json"), FAILOVER, out)
     data = json.loads(out.getvalue())
     assert data["rto_seconds"] is None and data["met"] is None
     assert data["warnings"] and data["next_steps"] == ["Repoint the apps."]
     assert data["prechecks"][0]["blocking"] is False
     text = io.StringIO()
-    render(_result(rto_seconds=None, met=None), OutputOptions(color=False), text)
+    render(_result(rto_seconds=None, met=None), OutputOptions(color=False), FAILOVER, text)
     import re
 
     assert re.search(r"RTO\s+unknown", text.getvalue())
@@ -134,11 +135,11 @@ def test_audit_lines_say_which_platform_and_doops_audit_reads_them(isolated_env:
 
 
 def test_identity_marks_loopback_apis_as_sandbox() -> None:
-    from doops.context import AppContext
+    from doops.platform import Platform
 
     with respx.mock(assert_all_called=False) as router:
         router.get("http://127.0.0.1:4999/v2/account").respond(
             200, json={"account": {"uuid": "u-1", "email": "e@x", "status": "active"}})
-        app = AppContext(access_token=CANARY_TOKEN, api_url="http://127.0.0.1:4999")
+        app = Platform(access_token=CANARY_TOKEN, api_url="http://127.0.0.1:4999")
         ident = Identity.of(app)
     assert ident.sandbox is True and ident.api_host == "127.0.0.1:4999" and ident.account_uuid == "u-1"

@@ -87,7 +87,7 @@ def test_bad_output_option_is_exit_4_before_anything_is_sent(path: str, how: str
 
 
 def test_format_narrows_a_multi_table_result_to_the_tables_that_have_the_columns() -> None:
-    from doops.output import TableSection, select_columns
+    from doops.cli.render import TableSection, select_columns
 
     sections = [TableSection(["check", "ok"], [["a", "ok"]], "pre-checks"),
                 TableSection(["member", "role"], [["m", "primary"]], "topology")]

@@ -158,14 +158,15 @@ def test_watch_yaml_prints_one_document_per_refresh(monkeypatch: pytest.MonkeyPa
 
 def test_watch_table_redraws(monkeypatch: pytest.MonkeyPatch) -> None:
     from doops.cli.watch import watch_status
-    from doops.context import AppContext
+    from doops.cli.context import Cli
+    from doops.platform import Platform
 
     out = io.StringIO()
     sleeps: list[float] = []
     with respx.mock(base_url=API) as router:
         router.get("/v2/functions/namespaces").respond(200, json={"namespaces": []})
         monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", CANARY_TOKEN)
-        app = AppContext()
+        app = Cli(Platform())
         try:
             watch_status(app, ["functions"], 7, 4, 250, timeout=10, sleep=sleeps.append, refreshes=3, stream=out)
         finally:

@@ -112,7 +112,7 @@ def run_guarded(fn: Any, debug: bool = False) -> int:
     debug = debug or os.environ.get("DOOPS_DEBUG") == "1"
     try:
         rv = fn()
-        return int(rv) if isinstance(rv, int) else 0
+        return _exit_code_of(rv)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
@@ -153,6 +153,20 @@ def run_guarded(fn: Any, debug: bool = False) -> int:
         return ExitCode.UNKNOWN
 
 
+def _exit_code_of(rv: Any) -> int:
+    """A command returns an exit code, or an operation's result: its outcome picks the code, and an outcome
+    that is not a success says why on stderr (one line, like an error)."""
+    outcome = getattr(rv, "outcome", None)
+    if outcome is not None and hasattr(outcome, "exit_code"):
+        from doops.ops.seam import Outcome
+
+        message = str(getattr(rv, "message", None) or "")
+        if outcome not in (Outcome.OK, Outcome.DRY_RUN) and message:
+            _error(message, getattr(rv, "hint", None))
+        return int(outcome.exit_code)
+    return int(rv) if isinstance(rv, int) else 0
+
+
 def _error(message: str, hint: str | None) -> None:
     from doops.secrets import mask
 
@@ -191,21 +205,19 @@ def cli(ctx: click.Context, context_name: str | None, config_path: str | None, o
       doops sandbox up && eval "$(doops sandbox env)"
       doops -o json auth status
     """
-    from doops.context import AppContext, color_enabled
+    from doops.cli.context import Cli, color_enabled
     from doops.logs import setup_logging
-    from doops.output import OutputOptions
+    from doops.cli.render import OutputOptions
+    from doops.platform import Platform
 
     setup_logging(verbose, debug)
     if access_token:
         from doops import secrets
 
         secrets.register(access_token)
-    app = AppContext(
-        config_path=config_path,
-        config_explicit=bool(config_path),
-        context=context_name,
-        access_token=access_token,
-        api_url=api_url,
+    app = Cli(
+        platform=Platform(config_path=config_path, config_explicit=bool(config_path), context=context_name,
+                          access_token=access_token, api_url=api_url, debug=debug),
         output=OutputOptions(
             fmt=output,
             columns=[c for c in columns.split(",") if c.strip()] if columns else None,
@@ -213,7 +225,6 @@ def cli(ctx: click.Context, context_name: str | None, config_path: str | None, o
             color=color_enabled(no_color),
         ),
         verbose=verbose,
-        debug=debug,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

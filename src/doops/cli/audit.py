@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from doops.cli.context import Cli
 from doops.cli.params import renders
-from doops.context import AppContext
-from doops.ops.audit import AuditLog
-from doops.output import render
+from doops.cli.render import render
+from doops.cli.views import AUDIT
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -30,14 +30,14 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
             f"{value!r} is neither a duration back from now (e.g. 7d, 12h) nor an RFC 3339 time") from None
 
 
-@renders(AuditLog)
+@renders(AUDIT)
 @click.command("audit")
 @click.option("--operation", metavar="NAME", help="Only this action (e.g. 'failover db'; a prefix matches).")
 @click.option("--cluster", metavar="NAME", help="Only entries about this cluster or replica.")
 @click.option("--since", callback=_since, metavar="DURATION|TIME", help="Only entries since (7d, or RFC 3339).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N entries.")
 @click.pass_obj
-def audit(app: AppContext, operation: str | None, cluster: str | None, since: datetime | None,
+def audit(app: Cli, operation: str | None, cluster: str | None, since: datetime | None,
           limit: int | None) -> None:
     """Show the audit journal: every failover (dry, refused or done), who ran it, on which API and account,
     and whether it was a sandbox. Reads $XDG_STATE_HOME/doops/audit.jsonl; sends nothing.
@@ -49,4 +49,4 @@ def audit(app: AppContext, operation: str | None, cluster: str | None, since: da
     """
     from doops.ops.audit import AuditQuery, read_audit
 
-    render(read_audit(AuditQuery(action=operation, target=cluster, since=since, limit=limit)), app.output)
+    render(read_audit(AuditQuery(action=operation, target=cluster, since=since, limit=limit)), app.output, AUDIT)

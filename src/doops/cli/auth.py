@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from doops.cli.context import Cli
 from doops.cli.params import renders
-from doops.context import AppContext
-from doops.ops.auth import AuthStatus
-from doops.output import render
+from doops.cli.render import render
+from doops.cli.views import AUTH
 
 
 @click.group()
@@ -15,10 +15,10 @@ def auth() -> None:
     """Inspect DigitalOcean authentication."""
 
 
-@renders(AuthStatus)
+@renders(AUTH)
 @auth.command("status")
 @click.pass_obj
-def status(app: AppContext) -> None:
+def status(app: Cli) -> None:
     """Say which token source and context is used and prove it with GET /v2/account.
 
     The token itself is never printed. Exit 3 when no token is found or the API refuses it.
@@ -30,4 +30,4 @@ def status(app: AppContext) -> None:
     """
     from doops.ops.auth import auth_status
 
-    render(auth_status(app), app.output)
+    render(auth_status(app.platform), app.output, AUTH)

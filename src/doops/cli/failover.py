@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
+from doops.cli.context import Cli
 from doops.cli.params import duration, past_time, renders
-from doops.context import AppContext
-from doops.ops.failover import FailoverResult
-from doops.output import render
+from doops.cli.progress import StderrSink, cancel_on_interrupt
+from doops.cli.render import render
+from doops.cli.views import FAILOVER
+
+if TYPE_CHECKING:
+    from doops.ops.failover import FailoverResult
 
 
 def _max_lag(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
@@ -41,7 +46,7 @@ def failover() -> None:
     """Fail over a component to its standby in another region."""
 
 
-@renders(FailoverResult)
+@renders(FAILOVER)
 @failover.command("db")
 @click.argument("cluster", required=False)
 @click.option("--region", required=True, help="Region of the read replica to promote (e.g. ams3).")
@@ -60,13 +65,13 @@ def failover() -> None:
 @click.option("--dry-run", is_flag=True, help="Run every pre-check, print the plan, send no write.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.pass_obj
-def db(app: AppContext, cluster: str | None, region: str, replica: str | None, max_lag: dict[str, float],
+def db(app: Cli, cluster: str | None, region: str, replica: str | None, max_lag: dict[str, float],
        accept_data_loss: bool, rto: float | None, timeout: float, detected_at: datetime | None, dry_run: bool,
-       yes: bool) -> None:
+       yes: bool) -> FailoverResult:
     """Promote the read replica of CLUSTER in REGION to a standalone primary, and prove it takes writes.
 
     Pre-checks (replica online, primary reachable, lag measured on the servers within --max-lag, no other
-    failover running, token can write), a topology table, a confirmation naming cluster and replica, then
+    failover running), a topology table, a confirmation naming cluster and replica, then
     one PUT .../promote; doops polls the API and the server until the new primary accepts a write and
     reports RTO = writable - promote sent. Exit 0 done and RTO met, 2 refused, failed or RTO missed,
     4 bad input (also: no terminal and no --yes), 130 interrupted. Every run, dry or real, is audited in
@@ -79,10 +84,10 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
       doops failover db --region ams3 --accept-data-loss --yes   # primary down
     """
     from doops.errors import UsageError
-    from doops.ops.failover import FailoverFailed, FailoverOptions, PrecheckFailed
+    from doops.ops.failover import FailoverOptions
     from doops.ops.failover import failover as run
 
-    _ = app.config  # a missing or invalid explicit config is bad input (exit 4) before anything runs
+    _ = app.platform.config  # a missing or invalid explicit config is bad input (exit 4) before anything runs
     opts = FailoverOptions(
         cluster=cluster, region=region, replica=replica,
         max_lag_bytes=int(max_lag["bytes"]) if "bytes" in max_lag else None,
@@ -90,8 +95,6 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
         accept_data_loss=accept_data_loss, rto_seconds=rto, timeout_seconds=timeout,
         dry_run=dry_run, detected_at=detected_at,
     )
-    events = _Events(app.output.color)
-
     if not (yes or dry_run or sys.stdin.isatty()):
         # Decided before anything is sent: a script that forgot --yes must not half-run.
         raise UsageError("refusing to promote without confirmation: no terminal to ask on",
@@ -100,31 +103,7 @@ def db(app: AppContext, cluster: str | None, region: str, replica: str | None, m
     def confirm(question: str) -> bool:
         return yes or click.confirm(question, default=False, err=True)
 
-    try:
-        result = run(app, opts, confirm, events)
-    except (PrecheckFailed, FailoverFailed) as exc:
-        render(exc.result, app.output)
-        raise
-    render(result, app.output)
-
-
-class _Events:
-    """Progress on stderr, one line per event (never stdout: it carries the result)."""
-
-    MARKS = {"check": ("ok", "green"), "fail": ("FAIL", "bold red"), "warn": ("WARN", "yellow"),
-             "step": ("..", "cyan"), "done": ("done", "green")}
-
-    def __init__(self, color: bool) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, no_color=not color, highlight=False)
-
-    def __call__(self, kind: str, message: str) -> None:
-        from rich.markup import escape
-
-        from doops.secrets import mask
-
-        mark, style = self.MARKS.get(kind, ("-", ""))
-        self.console.print(f"[{style}]{mark:>4}[/] {escape(mask(message))}" if style else f"{mark:>4} {message}")
-
-
+    with cancel_on_interrupt() as cancel:
+        result = run(app.platform, opts, confirm=confirm, events=StderrSink(app.output.color), cancel=cancel)
+    render(result, app.output, FAILOVER)
+    return result

@@ -9,10 +9,10 @@ from typing import TypeVar
 
 import click
 
+from doops.cli.render import FORMATS, View
 from doops.errors import UsageError
 
 C = TypeVar("C", bound=click.Command)
-FORMATS = ("table", "json", "yaml")
 CLOCK_SKEW = timedelta(seconds=5)  # a time "now" from another machine's clock may be a little ahead of ours
 
 
@@ -45,27 +45,28 @@ def past_time(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return when
 
 
-def renders(result: type | None = None, *, table: bool = True, text: str | None = None) -> Callable[[C], C]:
+def renders(view: View | type | None = None, *, table: bool = True, text: str | None = None) -> Callable[[C], C]:
     """Declare what a command renders, so that its output options are checked when it starts.
 
-    ``result``: the result type; its ``TABLE_COLUMNS`` (or key/value for a plain record) are what ``--format``
-    may name. ``table=False``: the table form is not a table (shell text), so ``--format`` does not apply.
+    ``view``: the ``View`` of its result (its columns are what ``--format`` may name); a plain record renders
+    as key/value. ``table=False``: the table form is not a table (shell text), so ``--format`` does not apply.
     ``text``: the command prints only this text (e.g. "shell text (env.sh)"): neither -o json/yaml nor
     ``--format`` apply.
     """
 
     def mark(cmd: C) -> C:
-        has_table = result is not None and table and text is None
-        cmd.doops_columns = table_columns(result) if has_table and result is not None else ()  # type: ignore[attr-defined]
+        columns: tuple[str, ...] = ()
+        if table and text is None:
+            if isinstance(view, View):
+                columns = view.columns
+            else:
+                columns = tuple(getattr(view, "TABLE_COLUMNS", ("key", "value")))
+        cmd.doops_columns = columns  # type: ignore[attr-defined]
         cmd.doops_formats = ("table",) if text else FORMATS  # type: ignore[attr-defined]
         cmd.doops_text = text  # type: ignore[attr-defined]
         return cmd
 
     return mark
-
-
-def table_columns(result: type) -> tuple[str, ...]:
-    return tuple(getattr(result, "TABLE_COLUMNS", ("key", "value")))
 
 
 def command_path(ctx: click.Context) -> str:
@@ -90,7 +91,7 @@ def check_format(ctx: click.Context, fmt: str) -> None:
 def check_table_columns(ctx: click.Context, wanted: list[str] | None) -> None:
     if not wanted:
         return
-    from doops.output import check_columns
+    from doops.cli.render import check_columns
 
     valid: tuple[str, ...] | None = getattr(ctx.command, "doops_columns", None)
     if valid is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from doops.cli.context import Cli
 from doops.cli.params import duration, renders
-from doops.context import AppContext
-from doops.ops.status.model import StatusReport
-from doops.output import render
+from doops.cli.render import render
+from doops.cli.views import STATUS
 
 DO_PER_MINUTE_BUDGET = 250  # DigitalOcean's documented per-token limit
 DEFAULT_WATCH = "30s"
@@ -27,7 +27,7 @@ def _watch_interval(ctx: click.Context, param: click.Parameter, value: str | Non
     return seconds
 
 
-@renders(StatusReport)
+@renders(STATUS)
 @click.command("status")
 @click.argument("components", nargs=-1, metavar="[COMPONENT]...")
 @click.option("--watch", is_flag=False, flag_value=DEFAULT_WATCH, default=None, metavar="[INTERVAL]",
@@ -40,7 +40,7 @@ def _watch_interval(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--concurrency", type=click.IntRange(1, 64), default=16, show_default=True,
               help="Checks run in parallel (1 = sequential).")
 @click.pass_obj
-def status(app: AppContext, components: tuple[str, ...], watch: float | None, timeout: float,
+def status(app: Cli, components: tuple[str, ...], watch: float | None, timeout: float,
            concurrency: int) -> None:
     """Report the health of every platform component; exit 0 ok, 1 warn, 2 crit, 3 unknown.
 
@@ -59,13 +59,13 @@ def status(app: AppContext, components: tuple[str, ...], watch: float | None, ti
     from doops.ops.status import run_status, validate_components
 
     chosen = validate_components(components)
-    _ = app.config  # a missing or invalid explicit config is bad input (exit 4), not an unknown check
-    app.check_inputs()  # a malformed token or API URL is exit 4 before any request
+    _ = app.platform.config  # a missing or invalid explicit config is bad input (exit 4), not an unknown check
+    app.platform.check_inputs()  # a malformed token or API URL is exit 4 before any request
     if watch:
         from doops.cli.watch import watch_status
 
         watch_status(app, chosen, watch, concurrency, DO_PER_MINUTE_BUDGET, timeout=timeout)
         return
-    report = run_status(app, chosen, concurrency, timeout=timeout)
-    render(report, app.output)
+    report = run_status(app.platform, chosen, concurrency, timeout=timeout)
+    render(report, app.output, STATUS)
     raise click.exceptions.Exit(report.overall.exit_code)

@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from doops.context import AppContext
-from doops.output import OutputOptions, render, to_data
+from doops.cli.context import Cli
+from doops.cli.render import OutputOptions, render
+from doops.cli.views import STATUS
 from doops.secrets import mask
+from doops.serialize import to_data
 
 
 def min_interval(requests_per_run: int, per_minute_budget: int) -> float:
@@ -24,7 +26,7 @@ def min_interval(requests_per_run: int, per_minute_budget: int) -> float:
     return 60.0 * requests_per_run / max(per_minute_budget / 2, 1)
 
 
-def watch_status(app: AppContext, components: list[str], every: float, concurrency: int, budget: int, *,
+def watch_status(app: Cli, components: list[str], every: float, concurrency: int, budget: int, *,
                  timeout: float | None = None, sleep: Callable[[float], None] = time.sleep,
                  refreshes: int | None = None, stream: IO[str] | None = None) -> None:
     """Refresh until interrupted (or ``refreshes`` times: tests inject that and ``sleep``)."""
@@ -36,7 +38,7 @@ def watch_status(app: AppContext, components: list[str], every: float, concurren
     if fmt in ("json", "yaml"):
         n = 0
         while True:
-            report = run_status(app, components, concurrency, timeout=limit)
+            report = run_status(app.platform, components, concurrency, timeout=limit)
             data = to_data(report)
             if fmt == "json":
                 out.write(mask(json.dumps(data, separators=(",", ":"))) + "\n")
@@ -58,10 +60,10 @@ def watch_status(app: AppContext, components: list[str], every: float, concurren
     n = 0
     with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
         while True:
-            report = run_status(app, components, concurrency, timeout=limit)
+            report = run_status(app.platform, components, concurrency, timeout=limit)
             buf = io.StringIO()
             render(report, OutputOptions(fmt="table", columns=app.output.columns, no_header=app.output.no_header,
-                                         color=False), buf)
+                                         color=False), STATUS, buf)
             interval = max(every, min_interval(report.api_requests, budget))
             footer = f"\n{report.generated_at:%H:%M:%S}Z  next in {interval:.0f}s"
             if interval > every:

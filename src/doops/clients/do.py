@@ -265,22 +265,6 @@ class DOClient:
         """PUT .../replicas/{name}/promote (204). Never retried on its own: the caller verifies instead."""
         self.call("databases.promote_replica", cluster_id, replica_name)
 
-    def can_write(self, cluster_id: str) -> tuple[bool, str]:
-        """Whether the token has write scope, learnt without changing anything.
-
-        POST .../replicas with an empty body: a read-only token is refused (401/403) before validation, a
-        write token gets a validation error (4xx) and nothing is created.
-        """
-        try:
-            self.call("databases.create_replica", cluster_id, {})
-        except ApiError as exc:
-            if exc.status in (401, 403):
-                return False, f"{exc.status} {exc.error_id or ''}: {exc.api_message}".strip()
-            if 400 <= exc.status < 500:
-                return True, f"write scope (probe refused with {exc.status} as expected)"
-            raise
-        return True, "write scope"
-
     def list_database_events(self, cluster_id: str) -> list[DatabaseEvent]:
         """GET /v2/databases/{uuid}/events, newest first: how status learns that a replica was promoted."""
         body = self.call("databases.list_events_logs", cluster_id) or {}

@@ -168,3 +168,69 @@ def writability(target: Target) -> Writability:
     with connect(target) as conn:
         row = conn.execute("select pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").fetchone()
     return Writability(bool(row and row[0]), bool(row and row[1]))
+
+
+def _table(name: str) -> Any:
+    """A configured table name (``schema.table`` or ``table``) as a quoted identifier: never string formatting."""
+    from psycopg import sql
+
+    parts = [p for p in name.split(".") if p]
+    if not 1 <= len(parts) <= 2:
+        raise UnknownStateError(f"invalid table name {name!r}: use table or schema.table")
+    return sql.Identifier(*parts)
+
+
+def prove_write(target: Target, table: str) -> None:
+    """The server itself takes a write: not in recovery, and a canary row written in a transaction reads back."""
+    import uuid
+
+    from psycopg import sql
+
+    token = uuid.uuid4().hex
+    ident = _table(table)
+    with connect(target, autocommit=False) as conn:
+        row = conn.execute("select pg_is_in_recovery()").fetchone()
+        if not row or row[0]:
+            conn.rollback()
+            raise UnknownStateError(f"{target.masked()} is still in recovery")
+        conn.execute(sql.SQL("create table if not exists {} (id bigserial primary key, "
+                             "written_at timestamptz not null default clock_timestamp(), token text not null)")
+                     .format(ident))
+        conn.execute(sql.SQL("insert into {} (token) values (%s)").format(ident), (token,))
+        conn.commit()
+        back = conn.execute(sql.SQL("select count(*) from {} where token = %s").format(ident), (token,)).fetchone()
+        conn.commit()
+    if not back or back[0] != 1:
+        raise UnknownStateError(f"canary written to {target.masked()} did not read back")
+
+
+def heartbeat_last_id(target: Target, table: str, before: Any) -> int:
+    """The newest heartbeat row a server holds that was written at or before ``before``."""
+    from psycopg import sql
+
+    with connect(target) as conn:
+        row = conn.execute(sql.SQL("select coalesce(max(id), 0) from {} where written_at <= %s")
+                           .format(_table(table)), (before,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def heartbeat_rows_after(target: Target, table: str, before: Any, after_id: int) -> int:
+    """Heartbeat rows written at or before ``before`` with an id above ``after_id`` (rows another server lacks)."""
+    from psycopg import sql
+
+    with connect(target) as conn:
+        row = conn.execute(sql.SQL("select count(*) from {} where written_at <= %s and id > %s")
+                           .format(_table(table)), (before, after_id)).fetchone()
+    return int(row[0]) if row else 0
+
+
+class Databases:
+    """The PostgreSQL calls operations make, as one object a platform holds (tests give a fake)."""
+
+    primary_lsn = staticmethod(primary_lsn)
+    replica_lag = staticmethod(replica_lag)
+    writability = staticmethod(writability)
+    prove_write = staticmethod(prove_write)
+    heartbeat_last_id = staticmethod(heartbeat_last_id)
+    heartbeat_rows_after = staticmethod(heartbeat_rows_after)
+    usage = staticmethod(usage)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from doops.errors import ConfigError, UnknownStateError
 
 
 def endpoint_for(cfg: SpacesConfig, region: str) -> str:
-    return cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or f"https://{region}.digitaloceanspaces.com"
+    return cfg.endpoint(region)
 
 
 def make_client(cfg: SpacesConfig, region: str) -> Any:
@@ -21,8 +20,7 @@ def make_client(cfg: SpacesConfig, region: str) -> Any:
     import boto3
     from botocore.config import Config as BotoConfig
 
-    key = os.environ.get(cfg.access_key_env)
-    secret = os.environ.get(cfg.secret_key_env)
+    key, secret = cfg.credentials()
     if not key or not secret:
         raise ConfigError(
             f"Spaces credentials missing: set {cfg.access_key_env} and {cfg.secret_key_env}",

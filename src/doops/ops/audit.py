@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from doops import journal
 from doops.errors import ApiError, DoopsError
-from doops.output import TableSection
 from doops.times import parse_or_none
 
 if TYPE_CHECKING:
-    from doops.context import AppContext
+    from doops.platform import Platform
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Identity:
     account_email: str | None = None
 
     @classmethod
-    def of(cls, app: AppContext) -> Identity:
+    def of(cls, app: Platform) -> Identity:
         """One GET /v2/account; an account that cannot be read leaves those fields empty, never fails the run."""
         from doops.clients.do import is_loopback_host
 
@@ -71,20 +70,8 @@ class AuditLog:
     entries: list[AuditEntry]
     unreadable_lines: int = 0
 
-    TABLE_COLUMNS: ClassVar[tuple[str, ...]] = (
-        "time", "action", "outcome", "target", "api_host", "sandbox", "account", "user")
-
     def to_data(self) -> list[dict[str, Any]]:
         return [e.record for e in self.entries]
-
-    def table_sections(self) -> list[TableSection]:
-        return [TableSection(
-            title=f"audit journal {self.path}" + (f" ({self.unreadable_lines} unreadable lines skipped)"
-                                                  if self.unreadable_lines else ""),
-            columns=list(self.TABLE_COLUMNS),
-            rows=[[e.time.isoformat(timespec="milliseconds").replace("+00:00", "Z") if e.time else None,
-                   e.action, e.outcome, e.target, e.api_host, e.sandbox, e.account, e.user] for e in self.entries],
-            styles={"refused": "yellow", "failed": "bold red", "promoted": "green", "verified": "green"})]
 
 
 @dataclass

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 from doops.clients.models import Account
-from doops.context import AppContext
-from doops.output import TableSection
+from doops.platform import Platform
 
 
 @dataclass
@@ -21,24 +19,8 @@ class AuthStatus:
     warnings: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
-    TABLE_COLUMNS: ClassVar[tuple[str, ...]] = ("field", "value")
 
-    def table_sections(self) -> list[TableSection]:
-        rows: list[list[Any]] = [
-            ["source", self.source],
-            ["why", self.reason or "-"],
-            ["context", self.context or "-"],
-            ["config", self.config_path or "-"],
-            ["api", self.api_url],
-            ["account", self.account.email],
-            ["status", self.account.status],
-            ["team", self.account.team or "-"],
-        ]
-        rows += [["warning", w] for w in self.warnings]
-        return [TableSection(columns=["field", "value"], rows=rows)]
-
-
-def auth_status(app: AppContext) -> AuthStatus:
+def auth_status(app: Platform) -> AuthStatus:
     import time
 
     src = app.token

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from doops.clients import pg
 from doops.clients.models import DatabaseCluster
-from doops.context import AppContext
 from doops.errors import UnknownStateError
+from doops.platform import Platform
 
 
-def db_target(app: AppContext, cluster: DatabaseCluster, conn: Any,
+def db_target(app: Platform, cluster: DatabaseCluster, conn: Any,
               ca: Callable[[str], str] | None = None) -> pg.Target:
     """Target for a cluster's (or one of its replicas') connection.
 
@@ -22,7 +21,7 @@ def db_target(app: AppContext, cluster: DatabaseCluster, conn: Any,
     if conn is None:
         raise UnknownStateError(f"the API gives no connection for {cluster.name}")
     cfg = app.config.database(cluster.name)
-    password = os.environ.get(cfg.password_env) if cfg and cfg.password_env else None
+    password = cfg.password() if cfg else None
     sslmode = cfg.sslmode if cfg else "require"
     ca_pem = (ca or app.do.database_ca)(cluster.id) if sslmode.startswith("verify") else None
     return pg.Target.from_connection(conn, dbname=cfg.database if cfg else None, user=cfg.user if cfg else None,

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from doops.context import AppContext
 from doops.errors import UsageError
 from doops.ops.status.checks_api import collect_apps, collect_functions, collect_monitoring
 from doops.ops.status.checks_data import collect_cache, collect_databases
@@ -16,6 +15,7 @@ from doops.ops.status.checks_prom import collect_prometheus
 from doops.ops.status.checks_storage import collect_cdn, collect_spaces
 from doops.ops.status.engine import Runner
 from doops.ops.status.model import COMPONENTS, CheckResult, Status, StatusReport, worst
+from doops.platform import Platform
 
 __all__ = ["COMPONENTS", "Status", "StatusReport", "run_status", "validate_components"]
 
@@ -63,7 +63,7 @@ def timeout_reason(timeout: float) -> str:
     return f"not done within {timeout:g}s (--timeout)"
 
 
-def run_status(app: AppContext, components: Iterable[str] = (), concurrency: int = 16,
+def run_status(app: Platform, components: Iterable[str] = (), concurrency: int = 16,
                timeout: float | None = DEFAULT_TIMEOUT) -> StatusReport:
     """Run every check of the chosen components; never raises for a failing check (it becomes unknown).
 

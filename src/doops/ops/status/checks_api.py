@@ -93,21 +93,18 @@ def _health(r: Runner, a: App) -> Verdict:
 
 
 def _live(r: Runner, a: App, path: str) -> Verdict:
-    import httpx
-
     if not a.live_url:
         return WARN, "app has no live URL", {}
     url = a.live_url.rstrip("/") + (path if path.startswith("/") else "/" + path)
-    try:
-        resp = r.web.get(url)
-    except httpx.HTTPError as exc:
-        return CRIT, f"{url} unreachable: {type(exc).__name__}", {"url": url}
-    details = {"url": url, "status": resp.status_code, "ms": round(resp.elapsed.total_seconds() * 1000, 1)}
-    if resp.status_code >= 500:
-        return CRIT, f"{url} answered {resp.status_code}", details
-    if resp.status_code >= 400:
-        return WARN, f"{url} answered {resp.status_code}", details
-    return OK, f"{url} answered {resp.status_code} in {details['ms']}ms", details
+    resp = r.app.web.get(url)
+    if resp.status is None:
+        return CRIT, f"{url} unreachable: {resp.error}", {"url": url}
+    details = {"url": url, "status": resp.status, "ms": resp.elapsed_ms}
+    if resp.status >= 500:
+        return CRIT, f"{url} answered {resp.status}", details
+    if resp.status >= 400:
+        return WARN, f"{url} answered {resp.status}", details
+    return OK, f"{url} answered {resp.status} in {details['ms']}ms", details
 
 
 # -- Functions ------------------------------------------------------------------------------------------

@@ -2,54 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from typing import Any
 
+from doops.clients.prom import PromClient, Sample
 from doops.ops.status.engine import Runner, Verdict
 from doops.ops.status.model import CheckResult, Status
 
 OK, WARN, CRIT, UNKNOWN = Status.OK, Status.WARN, Status.CRIT, Status.UNKNOWN
 
 
-def prometheus_url(r: Runner) -> str | None:
-    cfg = r.app.config.prometheus
-    return cfg.url or os.environ.get(cfg.url_env) or None
-
-
 def collect_prometheus(r: Runner) -> list[CheckResult]:
-    url = prometheus_url(r)
+    cfg = r.app.config.prometheus
+    url = cfg.resolved_url()
     if not url:
-        env = r.app.config.prometheus.url_env
         return [r.verdict("prometheus", "*", "configured", Status.SKIPPED,
-                          f"not configured (prometheus.url or ${env}): not checked")]
+                          f"not configured (prometheus.url or ${cfg.url_env}): not checked")]
 
-    def client() -> Any:
-        def make() -> Any:
-            from prometheus_api_client import PrometheusConnect
+    def client() -> PromClient:
+        return r.shared("prometheus", lambda: PromClient(url, float(r.app.config.thresholds.http_timeout)))
 
-            timeout = int(max(1.0, float(r.app.config.thresholds.http_timeout)))
-            return PrometheusConnect(url=url, disable_ssl=url.startswith("http://"), timeout=timeout)
-
-        return r.shared("prometheus", make)
-
-    def query(expr: str) -> list[dict[str, Any]]:
-        try:
-            return list(client().custom_query(expr))
-        except Exception as exc:
-            from doops.errors import UnknownStateError
-
-            raise UnknownStateError(f"Prometheus at {url}: {type(exc).__name__}: {exc}") from None
+    def query(expr: str) -> list[Sample]:
+        return client().query(expr)
 
     def targets() -> Verdict:
-        try:
-            active = client().get_targets().get("activeTargets") or []
-        except Exception as exc:
-            from doops.errors import UnknownStateError
-
-            raise UnknownStateError(f"Prometheus at {url}: {type(exc).__name__}: {exc}") from None
-        down = [f"{t.get('labels', {}).get('job')}@{t.get('labels', {}).get('instance')}"
-                for t in active if t.get("health") != "up"]
+        active = client().targets()
+        down = [f"{t.job}@{t.instance}" for t in active if t.health != "up"]
         details = {"active": len(active), "down": down}
         if not active:
             return WARN, "no active scrape targets", details
@@ -59,16 +37,16 @@ def collect_prometheus(r: Runner) -> list[CheckResult]:
 
     def alerts() -> Verdict:
         firing = query('ALERTS{alertstate="firing"}')
-        names = [f"{a['metric'].get('alertname')}({a['metric'].get('severity', '-')})" for a in firing]
+        names = [f"{a.labels.get('alertname')}({a.labels.get('severity', '-')})" for a in firing]
         details = {"firing": names}
-        if any(a["metric"].get("severity") in ("critical", "page") for a in firing):
+        if any(a.labels.get("severity") in ("critical", "page") for a in firing):
             return CRIT, "firing: " + ", ".join(names), details
         if firing:
             return WARN, "firing: " + ", ".join(names), details
         return OK, "no alert firing", details
 
     def slo(name: str, expr: str, lo: float | None, hi: float | None) -> Verdict:
-        values = [float(s["value"][1]) for s in query(expr)]
+        values = [s.value for s in query(expr)]
         details: dict[str, Any] = {"query": expr, "values": values, "min": lo, "max": hi}
         if not values:
             return UNKNOWN, "query returned no data", details

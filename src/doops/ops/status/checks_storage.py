@@ -94,17 +94,14 @@ def _endpoint(c: CdnConfig, ep: Any) -> Verdict:
 
 
 def _cache_control(r: Runner, c: CdnConfig, base: str, path: str) -> Verdict:
-    import httpx
-
     url = f"{base.rstrip('/')}/{path.lstrip('/')}"
-    try:
-        resp = r.web.head(url)
-    except httpx.HTTPError as exc:
-        return UNKNOWN, f"{url}: {type(exc).__name__}", {"url": url}
-    cc = resp.headers.get("cache-control", "")
-    details = {"url": url, "status": resp.status_code, "cache_control": cc, "x_cache": resp.headers.get("x-cache")}
-    if resp.status_code >= 400:
-        return WARN, f"{url} answered {resp.status_code}", details
+    resp = r.app.web.head(url)
+    if resp.status is None:
+        return UNKNOWN, f"{url}: {resp.error}", {"url": url}
+    cc = resp.header("cache-control")
+    details = {"url": url, "status": resp.status, "cache_control": cc, "x_cache": resp.header("x-cache") or None}
+    if resp.status >= 400:
+        return WARN, f"{url} answered {resp.status}", details
     policy = next((p for p in sorted(c.cache_policy, key=lambda p: -len(p.prefix)) if path.startswith(p.prefix)), None)
     if policy is None:
         return OK, f"Cache-Control: {cc or '-'} (no policy for this path)", details

@@ -21,9 +21,9 @@ from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from typing import Any
 
-from doops.context import AppContext
 from doops.errors import DoopsError
 from doops.ops.status.model import CheckResult, Status
+from doops.platform import Platform
 from doops.secrets import mask
 
 Verdict = tuple[Status, str, dict[str, Any]]
@@ -93,14 +93,13 @@ class DaemonPool(Executor):
 
 
 class Runner:
-    def __init__(self, app: AppContext, concurrency: int = 16) -> None:
+    def __init__(self, app: Platform, concurrency: int = 16) -> None:
         self.app = app
         self.concurrency = max(1, concurrency)
         self.pool = DaemonPool(self.concurrency)
         self.now = datetime.now(UTC)
         self._shared: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
-        self._web: Any = None
         # What each component has finished so far and what it has started: read at the deadline.
         self.finished: dict[str, list[CheckResult]] = {}
         self.started: dict[str, list[tuple[str, str]]] = {}
@@ -112,8 +111,6 @@ class Runner:
         if not wait:
             self.abandoned.set()
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
-        if self._web is not None and wait:
-            self._web.close()
 
     def _record(self, result: CheckResult) -> CheckResult:
         with self._lock:
@@ -131,18 +128,6 @@ class Runner:
         """The checks a component completed and the ones it started but did not finish."""
         with self._lock:
             return list(self.finished.get(component, [])), list(self.started.get(component, []))
-
-    @property
-    def web(self) -> Any:
-        """One httpx client for live-URL and CDN probes (not the DigitalOcean API path)."""
-        with self._lock:
-            if self._web is None:
-                import httpx
-
-                timeout = float(self.app.config.thresholds.http_timeout)
-                self._web = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-                                         follow_redirects=True)
-            return self._web
 
     def shared(self, key: str, fn: Callable[[], Any]) -> Any:
         """Compute ``fn`` once per run, in the first caller's thread; others wait for it (never the pool)."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from doops.errors import ExitCode
-from doops.output import TableSection
 
 COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus")
 
@@ -48,42 +47,12 @@ class CheckResult:
     duration_ms: float = 0.0
 
 
-STYLES = {"ok": "green", "warn": "yellow", "crit": "bold red", "unknown": "magenta", "skipped": "dim"}
 
 
 @dataclass
 class StatusReport:
-    TABLE_COLUMNS: ClassVar[tuple[str, ...]] = (
-        "status", "resource", "check", "summary", "ms", "overall", "checks", "api_requests", "duration_ms")
-
     overall: Status
     generated_at: datetime
     checks: list[CheckResult]
     api_requests: int
     duration_ms: float
-
-    def table_sections(self) -> list[TableSection]:
-        """One table per component, the worst component first and the worst checks first within it."""
-        by_comp: dict[str, list[CheckResult]] = {}
-        for c in self.checks:
-            by_comp.setdefault(c.component, []).append(c)
-        order = sorted(by_comp, key=lambda k: (-worst([c.status for c in by_comp[k]]).rank, COMPONENTS.index(k)
-                                                if k in COMPONENTS else 99))
-        sections = []
-        for comp in order:
-            rows = sorted(by_comp[comp], key=lambda c: (-c.status.rank, c.resource, c.check))
-            status = worst([c.status for c in rows])
-            if all(c.status is Status.SKIPPED for c in rows):
-                status = Status.SKIPPED
-            sections.append(TableSection(
-                title=f"{comp}: {status.value}",
-                columns=["status", "resource", "check", "summary", "ms"],
-                rows=[[c.status.value, c.resource, c.check, c.summary, round(c.duration_ms)] for c in rows],
-                styles=STYLES,
-            ))
-        sections.append(TableSection(
-            title="", columns=["overall", "checks", "api_requests", "duration_ms"],
-            rows=[[self.overall.value, len(self.checks), self.api_requests, round(self.duration_ms)]],
-            styles=STYLES,
-        ))
-        return sections

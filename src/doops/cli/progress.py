@@ -1,0 +1,55 @@
+"""Progress for people: operation events drawn on stderr, and Ctrl-C turned into a cancel.
+
+stdout carries only the result; every event is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+from doops.ops.seam import Cancel, Event, Level
+
+MARKS = {Level.OK: ("ok", "green"), Level.FAIL: ("FAIL", "bold red"), Level.WARN: ("WARN", "yellow"),
+         Level.STEP: ("..", "cyan"), Level.DONE: ("done", "green")}
+
+
+class StderrSink:
+    """An event sink that prints one line per event on stderr, secrets masked."""
+
+    def __init__(self, color: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, no_color=not color, highlight=False)
+
+    def __call__(self, event: Event) -> None:
+        from rich.markup import escape
+
+        from doops.secrets import mask
+
+        mark, style = MARKS.get(event.level, ("-", ""))
+        self.console.print(f"[{style}]{mark:>4}[/] {escape(mask(event.message))}")
+
+
+@contextlib.contextmanager
+def cancel_on_interrupt() -> Iterator[Cancel]:
+    """The first Ctrl-C cancels the operation (it stops at its next cancel point and reports what it did); a
+    second one interrupts at once."""
+    cancel = Cancel()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel("interrupted (Ctrl-C)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
