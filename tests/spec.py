@@ -9,6 +9,12 @@ answers is what the real API accepts or answers:
     template, params = match_path(spec, "GET", "/v2/databases/1b3c.../replicas")
     check_request(spec, "GET", template, params, query={}, body=None)
     check_response(spec, "GET", template, httpx_response)
+
+To list everything wrong with requests rather than assert the first problem (what the ``spec_checked``
+integration tests do with the twin's request log, see tests/integration/conftest.py):
+
+    request_problems(spec, "POST", "/v2/databases/1b3c.../replicas", query={}, body=b"{}")
+    sent_problems(spec, [SentRequest("GET", "/v2/databases", {"per_page": ["200"]}), ...])
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlencode
 
 import httpx
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator, oas30_format_checker
@@ -163,3 +172,170 @@ def check_response(spec: dict[str, Any], method: str, template: str, resp: httpx
     schema = (content.get("application/json") or {}).get("schema")
     assert schema is not None, f"status {status} documents no JSON schema"
     validate_read(schema, resp.json())
+
+
+# -- every request a test sent: problems listed, not asserted one at a time ------------------------------------
+
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+EXTRACT_HINT = ("tests/data/do-openapi-extract.json (if ../shared/do-openapi has it, "
+                "scripts/extract_openapi.py adds what src/doops calls)")
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """One request as the API twin logged it, with its body when the test process saw it go out.
+
+    The twin's log holds method, path, query and status but never a body; requests sent from the test
+    process (doops run in-process, the tests' own httpx calls) are tapped for theirs. ``body_seen`` is False
+    for the others (doops run as a subprocess): their body cannot be checked.
+    """
+
+    method: str
+    path: str
+    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    body: bytes | None = None
+    body_seen: bool = True
+    content_type: str | None = None
+    status: int | None = None
+    request_id: str | None = None
+
+    def describe(self) -> str:
+        """``POST /v2/x?a=1 (HTTP 422, request id ...)``: enough to find it in the twin's log."""
+        query = urlencode([(k, v) for k, vs in self.query.items() for v in vs])
+        where = f"{self.method.upper()} {self.path}" + (f"?{query}" if query else "")
+        extra = [x for x in (f"HTTP {self.status}" if self.status is not None else "",
+                             f"request id {self.request_id}" if self.request_id else "") if x]
+        return where + (f" ({', '.join(extra)})" if extra else "")
+
+
+def resolve_operation(spec: dict[str, Any], method: str, path: str) -> tuple[str, dict[str, str]] | str:
+    """The operation's path template and path parameters, or why there is none (unknown path, bad method).
+
+    Literal segments win over parameters, like :func:`match_path`; unlike it, this never raises.
+    """
+    path = path.split("?", 1)[0].rstrip("/") or "/"
+    found: list[tuple[int, str, dict[str, str]]] = []
+    for template in spec["paths"]:
+        names = re.findall(r"\{([^}/]+)\}", template)
+        pattern = "^" + re.sub(r"\\\{[^}/]+\\\}", "([^/]+)", re.escape(template)) + "$"
+        m = re.match(pattern, path)
+        if m:
+            found.append((len(names), template, {n: unquote(v) for n, v in zip(names, m.groups(), strict=True)}))
+    if not found:
+        return f"{path} matches no path of {EXTRACT_HINT}"
+    found.sort(key=lambda f: (f[0], f[1]))
+    for _, template, params in found:
+        if method.lower() in spec["paths"][template]:
+            return template, params
+    documented = sorted({m.upper() for _, t, _ in found for m in spec["paths"][t] if m in METHODS})
+    return f"{method.upper()} is not an operation of {found[0][1]} (documented: {', '.join(documented)})"
+
+
+def _from_text(value: str, schema: dict[str, Any]) -> Any:
+    """A path or query string as the type its schema names; left a string when it is not one (so it fails)."""
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError:
+        return value
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(value, value)
+    return value
+
+
+def schema_errors(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    """Every way ``value`` fails ``schema`` as a client may send it (write semantics), one line each."""
+    validator = OAS30WriteValidator(schema, format_checker=oas30_format_checker)
+    out: dict[str, None] = {}  # ordered, once each (allOf branches repeat their parent's "required")
+    for err in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
+        loc = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        msg = err.message if len(err.message) <= 200 else err.message[:197] + "..."
+        out[f"{where}{loc}: {msg}"] = None
+    return list(out)
+
+
+def _parameter_problems(place: str, name: str, values: Sequence[str], schema: dict[str, Any]) -> list[str]:
+    where = f"{place} parameter {name}"
+    if schema.get("type") == "array":
+        items = schema.get("items") or {}
+        return schema_errors(schema, [_from_text(v, items) for v in values], where)
+    if len(values) != 1:
+        return [f"{where} given {len(values)} times, the spec takes one value"]
+    return schema_errors(schema, _from_text(values[0], schema), where)
+
+
+def request_problems(spec: dict[str, Any], method: str, path: str,
+                     query: Mapping[str, Sequence[str] | str] | None = None, body: bytes | None = None,
+                     body_seen: bool = True, content_type: str | None = None) -> list[str]:
+    """Everything that makes this request one the real API would not accept; empty when it is valid.
+
+    Checks: the method and path are an operation of the spec; path parameters and query parameters are
+    valid for it (required present, types and enums right, none undocumented); a body is sent only where
+    the operation documents one, as JSON that validates against its ``requestBody`` schema (write semantics);
+    a required body is not missing. ``body`` is the raw bytes sent (None or empty: no body); with
+    ``body_seen`` False nothing is said about the body.
+    """
+    found = resolve_operation(spec, method, path)
+    if isinstance(found, str):
+        return [found]
+    template, path_params = found
+    problems: list[str] = []
+    declared: dict[str, dict[str, dict[str, Any]]] = {"path": {}, "query": {}}
+    for p in parameters(spec, method, template):
+        if p.get("in") in declared:
+            declared[p["in"]][p["name"]] = p
+    for name in sorted(set(declared["path"]) - set(path_params)):
+        problems.append(f"path parameter {name} is documented but not in {template}")
+    for name, value in path_params.items():
+        if name not in declared["path"]:
+            problems.append(f"path parameter {name} of {template} is not documented")
+            continue
+        problems += _parameter_problems("path", name, [value], declared["path"][name].get("schema") or {})
+    given = {k: [v] if isinstance(v, str) else list(v) for k, v in (query or {}).items()}
+    for name, p in sorted(declared["query"].items()):
+        if p.get("required") and name not in given:
+            problems.append(f"required query parameter {name} missing")
+    for name, values in given.items():
+        if name not in declared["query"]:
+            known = ", ".join(sorted(declared["query"])) or "none"
+            problems.append(f"query parameter {name} is not documented for {method.upper()} {template} "
+                            f"(documented: {known})")
+            continue
+        problems += _parameter_problems("query", name, values, declared["query"][name].get("schema") or {})
+    if body_seen:
+        problems += _body_problems(operation(spec, method, template).get("requestBody"), body, content_type)
+    return problems
+
+
+def _body_problems(request_body: dict[str, Any] | None, body: bytes | None, content_type: str | None) -> list[str]:
+    if not body:
+        if request_body is not None and request_body.get("required"):
+            return ["the operation requires a JSON body and none was sent"]
+        return []
+    if request_body is None:
+        return [f"the operation documents no request body, yet {len(body)} bytes were sent"]
+    media = request_body.get("content") or {}
+    schema = (media.get("application/json") or {}).get("schema")
+    if schema is None:
+        return [f"the operation takes no JSON body (documented: {', '.join(sorted(media)) or 'none'})"]
+    problems = []
+    if content_type is not None and content_type.split(";", 1)[0].strip().lower() != "application/json":
+        problems.append(f"Content-Type is {content_type!r}, not application/json")
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return [*problems, "the body is not JSON"]
+    return problems + schema_errors(schema, value, "body")
+
+
+def sent_problems(spec: dict[str, Any], sent: Iterable[SentRequest]) -> list[str]:
+    """One line per invalid request: the request, then everything wrong with it."""
+    out = []
+    for r in sent:
+        problems = request_problems(spec, r.method, r.path, r.query, r.body, r.body_seen, r.content_type)
+        if problems:
+            out.append(f"{r.describe()}: {'; '.join(problems)}")
+    return out

@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import Result, run_doops, wait_for
 from tests.integration.conftest import Sandbox
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.spec_checked]
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -71,8 +71,9 @@ def test_real_promotion_takes_writes_and_measures_rto(fresh_sandbox: Sandbox, is
     assert out["outcome"] == "promoted" and out["dry_run"] is False
     assert out["cluster"] == "learnhub-db" and out["replica"] == "learnhub-db-ams3" and out["region"] == "ams3"
     assert all(p["ok"] for p in out["prechecks"])
-    assert {p["name"] for p in out["prechecks"]} >= {"replica online", "primary reachable", "replica lag",
-                                                     "no other failover", "token can write"}
+    assert {p["name"] for p in out["prechecks"]} == {"replica online", "primary reachable", "replica lag",
+                                                     "no other failover"}
+    assert out["result"] == "ok"
     t = out["timings"]
     assert t["promote_sent"] <= t["api_online"] and t["promote_sent"] <= t["writable"]
     assert 0 < out["rto_seconds"] < out["rto_target_seconds"] == 120 and out["met"] is True
@@ -211,12 +212,16 @@ def test_bad_inputs(sandbox: Sandbox) -> None:
     assert res.exit_code == 4 and "lots" in res.stderr
 
 
-def test_read_only_token_fails_the_write_precheck(sandbox: Sandbox) -> None:
+def test_read_only_token_is_refused_by_the_promote_itself(sandbox: Sandbox) -> None:
+    """No probe: the promote is the first write, and a read-only token's 403 changes nothing."""
     env = {**sandbox.env, "DIGITALOCEAN_ACCESS_TOKEN": sandbox.state["readonly_token"]}
+    uri = replica_uri(sandbox)
     start = len(sandbox.requests())
     res = run_doops(["failover", "db", "--region", "ams3", "--yes", "-o", "json"], env=env,
                     secrets=(sandbox.state["readonly_token"],))
-    assert res.exit_code == 2
-    check = next(p for p in res.json["prechecks"] if p["name"] == "token can write")
-    assert check["ok"] is False and "403" in check["detail"]
-    assert not any("/promote" in w for w in api_writes_since(sandbox, start))
+    assert res.exit_code == 2, res.stderr
+    assert res.json["outcome"] == "refused" and res.json["result"] == "refused"
+    assert "write access to databases" in res.stderr and "database:update" in res.stderr
+    writes = api_writes_since(sandbox, start)
+    assert len(writes) == 1 and writes[0].endswith("/replicas/learnhub-db-ams3/promote"), writes
+    assert in_recovery(uri)

@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import Result, run_doops, wait_for
 from tests.integration.conftest import Sandbox
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.spec_checked]
 
 
 def status(sb: Sandbox, *args: str) -> Result:
