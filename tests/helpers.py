@@ -37,13 +37,13 @@ def run_doops(args: list[str], env: dict[str, str] | None = None, input: str | N
 
 
 def wait_for(cond: Any, timeout: float = 30.0, what: str = "condition", interval: float = 0.05) -> Any:
-    """Poll ``cond()`` until it returns something truthy; fail after ``timeout`` seconds (no blind sleeps)."""
-    import time
+    """Poll ``cond()`` until it returns something truthy; fail after ``timeout`` seconds (no blind sleeps).
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    The same wait loop as the operations' (doops.ops.seam.wait_until), on the real clock."""
+    from doops.ops.seam import SystemClock, wait_until
+
+    waited = wait_until(cond, timeout=timeout, clock=SystemClock(), interval=interval, max_interval=interval,
+                        backoff=1.0)
+    if not waited.done:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return waited.value

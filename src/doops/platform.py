@@ -64,7 +64,10 @@ class Platform:
 
                 api_url = self.resolved_api_url()
                 check_api_url(api_url)  # a bad URL is bad input (exit 4) even when the token is missing too
-                self._do = DOClient(self.token.token, api_url, ResilientHttp(trace=self.debug))
+                clock = self.clock  # pacing and retry waits run on the platform's clock (a fake one in tests)
+                http = ResilientHttp(trace=self.debug, sleep=lambda s: clock.sleep(s),
+                                     clock=lambda: clock.now().timestamp())
+                self._do = DOClient(self.token.token, api_url, http)
             return self._do
 
     @property

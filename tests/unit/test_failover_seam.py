@@ -3,8 +3,9 @@ wait is on the injected clock (a ten-minute timeout takes no real time), events 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def test_lag_over_the_config_threshold_refuses_without_a_request(isolated_env: P
 
 
 def test_cancel_during_the_wait_reports_what_was_sent(isolated_env: Path) -> None:
-    p, do, _, clock = setup(writable_after=10_000.0)
+    p, _, _, clock = setup(writable_after=10_000.0)
     cancel = Cancel()
     orig = clock.sleep
 
@@ -227,7 +228,7 @@ def test_wait_until_backs_off_and_respects_cancel() -> None:
     waited = wait_until(lambda: seen.append(clock.monotonic()) or None, timeout=3.0, clock=clock, interval=0.1,
                         max_interval=1.0)
     assert waited.timed_out and not waited.done and waited.attempts == len(seen)
-    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
     assert gaps[0] == pytest.approx(0.1) and max(gaps) <= 1.0 and gaps == sorted(gaps)
     cancel = Cancel()
     cancel.cancel()

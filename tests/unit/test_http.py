@@ -9,7 +9,6 @@ import httpx
 import pytest
 import respx
 
-from doops.clients import http as http_module
 from doops.clients.http import RateLimiter, ResilientHttp, WaitNotices
 from doops.errors import ApiUnreachable, UsageError
 from tests.helpers import CANARY_TOKEN, run_doops
@@ -112,8 +111,10 @@ def test_threads_waiting_for_the_same_reset_say_it_once() -> None:
 
 
 def test_rate_limit_wait_reaches_stderr_of_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeTime()
-    monkeypatch.setattr(http_module, "time", clock)
+    from doops.ops.seam import SystemClock
+
+    slept: list[float] = []  # a command's HTTP waits run on its platform's clock: recorded here, not slept
+    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds, cancel=None: slept.append(seconds))
     with respx.mock(base_url=API) as router:
         router.get("/v2/account").mock(side_effect=[
             httpx.Response(429, json={"id": "too_many_requests", "message": "slow down"},
@@ -122,7 +123,7 @@ def test_rate_limit_wait_reaches_stderr_of_every_command(monkeypatch: pytest.Mon
         res = run_doops(["auth", "status"], env={"DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN})
     assert res.exit_code == 0, res.stderr
     assert "doops: waiting 50 s for the API rate limit (429 Too Many Requests)\n" in res.stderr
-    assert clock.sleeps and clock.sleeps[0] >= 50
+    assert slept and slept[0] >= 50
 
 
 # Point 14: every attempt counts, also those that timed out or never connected.
@@ -150,7 +151,10 @@ def test_retries_then_success_are_counted() -> None:
 
 
 def test_status_reports_timed_out_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(http_module, "time", FakeTime())  # the backoff between tries is not slept
+    from doops.ops.seam import SystemClock
+
+    # the backoff between tries runs on the platform's clock: not slept
+    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds, cancel=None: None)
     cfg = tmp_path / "doops.yaml"
     cfg.write_text("functions:\n  - namespace: learnhub-jobs\n")
     with respx.mock(base_url=API) as router:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 import respx
 
 from doops.cli.watch import min_interval
@@ -32,7 +33,11 @@ def _cfg(tmp_path: Path) -> str:
     return str(p)
 
 
-def test_functions_checks_and_a_5xx_stays_local(tmp_path: Path) -> None:
+def test_functions_checks_and_a_5xx_stays_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from doops.ops.seam import SystemClock
+
+    slept: list[float] = []  # the retries' backoff runs on the platform's clock: recorded, not waited out
+    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds, cancel=None: slept.append(seconds))
     now = "2099-01-01T00:00:00Z"
     with respx.mock(base_url=API, assert_all_called=False) as router:
         router.get("/v2/functions/namespaces").respond(200, json={"namespaces": [
@@ -53,6 +58,7 @@ def test_functions_checks_and_a_5xx_stays_local(tmp_path: Path) -> None:
     assert "missed" in checks[("functions", "learnhub-jobs/stale")]["summary"]
     assert checks[("cdn", "*")]["status"] == "unknown"
     assert res.json["overall"] == "crit" and res.exit_code == 2
+    assert slept and all(s > 0 for s in slept)  # the connect failure was retried with backoff
 
 
 def test_missing_configured_namespace_is_crit(tmp_path: Path) -> None:

@@ -6,14 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from doops.times import parse_or_none
+
 
 def parse_time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    """API times: the one RFC 3339 parser (doops.times); a missing or malformed field is None."""
+    return parse_or_none(value) if isinstance(value, str) else None
 
 
 @dataclass
