@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from doops.serialize import to_data
 from doops.secrets import mask
+from doops.serialize import to_data
 
 
 def state_dir() -> Path:

@@ -11,10 +11,10 @@ import pytest
 import respx
 
 from doops import journal
-from doops.ops.audit import AuditQuery, Identity, read_audit
-from doops.ops.failover import FailoverResult, Precheck, Timings
 from doops.cli.render import OutputOptions, render
 from doops.cli.views import FAILOVER
+from doops.ops.audit import AuditQuery, Identity, read_audit
+from doops.ops.failover import FailoverResult, Precheck, Timings
 from doops.units import parse_duration, parse_size
 from tests.helpers import CANARY_TOKEN, run_doops
 

@@ -157,8 +157,8 @@ def test_watch_yaml_prints_one_document_per_refresh(monkeypatch: pytest.MonkeyPa
 
 
 def test_watch_table_redraws(monkeypatch: pytest.MonkeyPatch) -> None:
-    from doops.cli.watch import watch_status
     from doops.cli.context import Cli
+    from doops.cli.watch import watch_status
     from doops.platform import Platform
 
     out = io.StringIO()

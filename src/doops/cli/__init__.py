@@ -206,8 +206,8 @@ def cli(ctx: click.Context, context_name: str | None, config_path: str | None, o
       doops -o json auth status
     """
     from doops.cli.context import Cli, color_enabled
-    from doops.logs import setup_logging
     from doops.cli.render import OutputOptions
+    from doops.logs import setup_logging
     from doops.platform import Platform
 
     setup_logging(verbose, debug)
