@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from doops.sandbox import control
-from doops.sandbox.api.state import stable_id
+from doops.sandbox.api.resources import stable_id
 from tests.helpers import run_doops
 from tests.integration.conftest import Sandbox, start_sandbox
 

@@ -19,8 +19,9 @@ import psutil
 import psycopg
 import pytest
 
-from doops.sandbox.pg import NoBaseBackupError, PgFleet, find_pg_bindir, kill_from_pidfiles
+from doops.sandbox.pg import NoBaseBackupError, PgFleet, find_pg_bindir
 from doops.sandbox.pg_util import PgNotFoundError
+from doops.sandbox.pidfiles import kill_postmasters as kill_from_pidfiles
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from doops.cli.params import duration, renders
 from doops.context import AppContext
 from doops.ops.sandbox import FaultApplied, SandboxStatus, SandboxUp
 from doops.output import render
+from doops.sandbox import faults_spec as faults
 from doops.sandbox.control import Stopped
 
 DIR_HELP = "Sandbox directory (default $DOOPS_SANDBOX_DIR, set by env.sh, else $XDG_STATE_HOME/doops/sandbox)."
@@ -141,7 +142,7 @@ def fault() -> None:
     """
 
 
-def _apply(app: AppContext, dir_: str | None, spec: dict[str, Any]) -> None:
+def _apply(app: AppContext, dir_: str | None, spec: faults.FaultSpec) -> None:
     from doops.ops import sandbox as ops
 
     render(ops.fault(_dir(dir_), spec), app.output)
@@ -160,7 +161,7 @@ def latency(app: AppContext, ms: int, route: str | None, dir_: str | None) -> No
     Example:
       doops sandbox fault latency --ms 200 --route '/v2/databases*'
     """
-    _apply(app, dir_, {"kind": "latency", "ms": ms, "route": route})
+    _apply(app, dir_, faults.Latency(ms, route))
 
 
 @renders(FaultApplied)
@@ -177,7 +178,7 @@ def http_error(app: AppContext, status_: int, rate: float, route: str | None, di
     Example:
       doops sandbox fault http-error --status 503 --route '/v2/apps*'
     """
-    _apply(app, dir_, {"kind": "http-error", "status": status_, "rate": rate, "route": route})
+    _apply(app, dir_, faults.HttpError(status_, rate, route))
 
 
 @renders(FaultApplied)
@@ -192,7 +193,7 @@ def throttle(app: AppContext, per_minute: int, dir_: str | None) -> None:
     Example:
       doops sandbox fault throttle --per-minute 10
     """
-    _apply(app, dir_, {"kind": "throttle", "per_minute": per_minute})
+    _apply(app, dir_, faults.Throttle(per_minute))
 
 
 @renders(FaultApplied)
@@ -207,7 +208,7 @@ def db_stop(app: AppContext, cluster: str, dir_: str | None) -> None:
     Example:
       doops sandbox fault db-stop learnhub-db
     """
-    _apply(app, dir_, {"kind": "db-stop", "cluster": cluster})
+    _apply(app, dir_, faults.DbStop(cluster))
 
 
 @renders(FaultApplied)
@@ -222,7 +223,7 @@ def db_lag(app: AppContext, replica: str, dir_: str | None) -> None:
     Example:
       doops sandbox fault db-lag learnhub-db-ams3
     """
-    _apply(app, dir_, {"kind": "db-lag", "replica": replica})
+    _apply(app, dir_, faults.DbLag(replica))
 
 
 @renders(FaultApplied)
@@ -238,12 +239,12 @@ def app_unhealthy(app: AppContext, app_name: str, component: str | None, dir_: s
     Example:
       doops sandbox fault app-unhealthy learnhub-api --component ws
     """
-    _apply(app, dir_, {"kind": "app-unhealthy", "app": app_name, "component": component})
+    _apply(app, dir_, faults.AppUnhealthy(app_name, component))
 
 
 @renders(FaultApplied)
 @fault.command("spaces-replication")
-@click.argument("action", type=click.Choice(["pause", "resume"]))
+@click.argument("action", type=click.Choice(faults.SpacesReplication.ACTIONS))
 @dir_option
 @click.pass_obj
 def spaces_replication(app: AppContext, action: str, dir_: str | None) -> None:
@@ -253,7 +254,7 @@ def spaces_replication(app: AppContext, action: str, dir_: str | None) -> None:
     Example:
       doops sandbox fault spaces-replication pause
     """
-    _apply(app, dir_, {"kind": "spaces-replication", "action": action})
+    _apply(app, dir_, faults.SpacesReplication(action))
 
 
 @renders(FaultApplied)
@@ -267,7 +268,7 @@ def clear(app: AppContext, dir_: str | None) -> None:
     Example:
       doops sandbox fault clear
     """
-    _apply(app, dir_, {"kind": "clear"})
+    _apply(app, dir_, faults.Clear())
 
 
 class _progress:

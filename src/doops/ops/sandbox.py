@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from doops.errors import UnknownStateError, UsageError
 from doops.output import TableSection
 from doops.sandbox import control
+from doops.sandbox.faults_spec import FaultSpec
 
 
 @dataclass
@@ -119,7 +120,7 @@ def down(d: Path, keep: bool) -> control.Stopped:
     return control.stop(d, keep=keep)
 
 
-def fault(d: Path, spec: dict[str, Any]) -> FaultApplied:
+def fault(d: Path, spec: FaultSpec) -> FaultApplied:
     state = require_running(d)
-    data = control.control(state, "POST", "/fault", spec)
-    return FaultApplied(kind=str(spec["kind"]), applied=data.get("applied") or {}, note=data.get("note"))
+    data = control.control(state, "POST", "/fault", spec.to_wire())
+    return FaultApplied(kind=spec.kind, applied=data.get("applied") or {}, note=data.get("note"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from doops.errors import OperationFailed, UnknownStateError, UsageError
+from doops.sandbox.pidfiles import (
+    PG_DIR,
+    SUPERVISOR_PID_FILE,
+    kill_recorded,
+    live_supervisor,
+    pid_alive,
+    stop_supervisor,
+)
 
 STATE_FILE = "sandbox.json"
-PID_FILE = "supervisor.pid"
 LOG_FILE = "supervisor.log"
 ENV_FILE = "env.sh"
 CONFIG_FILE = "doops.yaml"
@@ -51,30 +57,6 @@ def read_env_file(path: Path) -> dict[str, str]:
             key, _, value = line[len("export "):].partition("=")
             out[key] = value.strip("'")
     return out
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def read_pid(d: Path) -> int | None:
-    try:
-        return int((d / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def read_state(d: Path) -> dict[str, Any] | None:
@@ -159,22 +141,9 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
 
 def cleanup_stale(d: Path) -> list[int]:
     """Kill whatever a crashed supervisor left behind (postgres, prometheus), by pid file."""
-    killed: list[int] = []
-    pid = read_pid(d)
-    if pid and pid_alive(pid) and _is_supervisor(pid, d):
-        return killed  # alive: not stale
-    from doops.sandbox.pidfiles import kill_recorded
-
-    killed += kill_recorded(d)
-    return killed
-
-
-def _is_supervisor(pid: int, d: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"doops.sandbox.supervisor" in cmdline and str(d).encode() in cmdline
+    if live_supervisor(d):
+        return []  # alive: not stale
+    return kill_recorded(d)
 
 
 @dataclass
@@ -189,31 +158,19 @@ class Stopped:
 def stop(d: Path, *, keep: bool = True, grace: float = 30.0) -> Stopped:
     """Stop the supervisor (it stops its servers), then kill any orphan by pid file; remove data unless keep."""
     started = time.monotonic()
-    pid = read_pid(d)
-    was_running = bool(pid and pid_alive(pid) and _is_supervisor(pid, d))
-    if was_running and pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.05)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-    from doops.sandbox.pidfiles import kill_recorded
-
+    was_running = stop_supervisor(d, grace)
     orphans = kill_recorded(d)
     removed = False
     if not keep and d.exists():
         import shutil
 
-        pg = d / "pg"
+        pg = d / PG_DIR
         if pg.is_symlink():  # data kept outside DIR when running as root (see supervisor.pg_base_dir)
             shutil.rmtree(pg.resolve(), ignore_errors=True)
         shutil.rmtree(d, ignore_errors=True)
         removed = not d.exists()
     else:
-        for name in (STATE_FILE, PID_FILE):
+        for name in (STATE_FILE, SUPERVISOR_PID_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (d / name).unlink()
     return Stopped(str(d), was_running, orphans, removed, round(time.monotonic() - started, 3))

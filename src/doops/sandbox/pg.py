@@ -11,7 +11,7 @@ unprivileged server user when running as root)::
     archive/<server>/              WAL archive written by archive_command of that server
     backups/<cluster>/<ts>/        pg_basebackup output (+ <ts>.json metadata)
     logs/<server>.log              server stderr
-    pids/<server>.pid              JSON {pid, data_dir, socket_dir} for kill_from_pidfiles()
+    pids/<server>.pid              JSON {pid, name, data_dir, socket_dir} (see doops.sandbox.pidfiles)
     tls/server.{crt,key}           self-signed certificate shared by the fleet
 
 Clients connect over TCP with ``sslmode=require`` and a SCRAM password; the fleet itself (setup, admin
@@ -59,7 +59,6 @@ from doops.sandbox.pg_util import (
     ensure_traversable,
     find_pg_bindir,
     free_port,
-    kill_from_pidfiles,
     make_self_signed_cert,
     pg_major,
     pg_version,
@@ -69,8 +68,8 @@ from doops.sandbox.pg_util import (
     scram_verifier,
     terminate_tree,
     wait_until,
-    write_pidfile,
 )
+from doops.sandbox.pidfiles import forget_postmaster, kill_postmasters, record_postmaster
 
 __all__ = [
     "Backup",
@@ -80,7 +79,6 @@ __all__ = [
     "PgServer",
     "ReplicationStatus",
     "find_pg_bindir",
-    "kill_from_pidfiles",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,7 +200,7 @@ class PgFleet:
         self._closed = False
 
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        kill_from_pidfiles(self.base_dir)  # leftovers of a crashed supervisor
+        kill_postmasters(self.base_dir)  # leftovers of a crashed supervisor
         ensure_traversable(self.base_dir)
         for sub in ("logs", "pids", "tls"):
             (self.base_dir / sub).mkdir(exist_ok=True)
@@ -451,7 +449,7 @@ class PgFleet:
             with self._lock:
                 self._procs[srv.name] = proc
             if track:
-                write_pidfile(self.base_dir / "pids", srv.name, proc.pid, srv.data_dir, self.socket_dir)
+                record_postmaster(self.base_dir, srv.name, proc.pid, srv.data_dir, self.socket_dir)
 
             def ready(proc: subprocess.Popen[bytes] = proc) -> bool:
                 st = read_postmaster_status(srv.data_dir)
@@ -468,7 +466,7 @@ class PgFleet:
                 return
             tail = self._log_tail(srv, offset)
             srv.state = "stopped"
-            (self.base_dir / "pids" / f"{srv.name}.pid").unlink(missing_ok=True)
+            forget_postmaster(self.base_dir, srv.name)
             if "could not bind" not in tail and "already in use" not in tail:
                 raise RuntimeError(f"postgres {srv.name} exited with {proc.returncode}: {tail}")
             log.info("port %s taken, retrying %s", srv.port, srv.name)
@@ -500,7 +498,7 @@ class PgFleet:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-        (self.base_dir / "pids" / f"{srv.name}.pid").unlink(missing_ok=True)
+        forget_postmaster(self.base_dir, srv.name)
         with self._lock:
             self._ports.discard(srv.port)
         srv.state = "killed" if sig == signal.SIGKILL else "stopped"
@@ -749,7 +747,7 @@ class PgFleet:
                 procs[srv.name].wait(max(0.1, deadline - time.monotonic()))
             self._stop_proc(srv, signal.SIGKILL if procs[srv.name].poll() is None else signal.SIGINT)
             srv.state = "stopped"
-        kill_from_pidfiles(self.base_dir)
+        kill_postmasters(self.base_dir)
         if self._closed:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 

@@ -12,7 +12,6 @@ import glob
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -361,37 +360,6 @@ def terminate_tree(pid: int, data_dir: str, sig: int = signal.SIGQUIT, grace: fl
             p.kill()
     _wait_gone(alive, 5)
     return True
-
-
-def write_pidfile(pid_dir: Path, name: str, pid: int, data_dir: Path, socket_dir: Path) -> None:
-    """Record a started postmaster so `kill_from_pidfiles` can clean up after a supervisor crash."""
-    tmp = pid_dir / f".{name}.pid.tmp"
-    tmp.write_text(json.dumps({"pid": pid, "name": name, "data_dir": str(data_dir), "socket_dir": str(socket_dir)}))
-    tmp.replace(pid_dir / f"{name}.pid")
-
-
-def kill_from_pidfiles(base_dir: Path) -> list[int]:
-    """Stop every postmaster recorded under ``base_dir/pids`` (immediate shutdown, then SIGKILL) and
-    remove the pid files and socket dirs. Idempotent; returns the pids that were signalled."""
-    pid_dir = Path(base_dir) / "pids"
-    killed: list[int] = []
-    if not pid_dir.is_dir():
-        return killed
-    for f in sorted(pid_dir.glob("*.pid")):
-        try:
-            info = json.loads(f.read_text())
-            pid, data_dir = int(info["pid"]), str(info["data_dir"])
-        except (OSError, ValueError, KeyError, TypeError):
-            f.unlink(missing_ok=True)
-            continue
-        if terminate_tree(pid, data_dir):
-            killed.append(pid)
-            log.info("killed leftover postmaster %s (%s)", pid, info.get("name"))
-        sock = info.get("socket_dir")
-        if sock and Path(sock).name.startswith("doops-pg-"):
-            shutil.rmtree(sock, ignore_errors=True)
-        f.unlink(missing_ok=True)
-    return killed
 
 
 def dir_size(path: Path) -> int:

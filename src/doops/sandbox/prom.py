@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from doops.sandbox import pidfiles
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +140,9 @@ class PrometheusRunner:
 
     def _reap_stale(self) -> None:
         """Stop a prometheus a previous (crashed) run of this runner left behind, identified by pid file."""
-        try:
-            pid = int(self.pid_path.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            self.pid_path.unlink(missing_ok=True)
-            return
-        if "prometheus" in cmdline and str(self.config_path) in cmdline:
-            log.warning("stopping stale prometheus pid %d from a previous run", pid)
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-                time.sleep(0.1)
-        self.pid_path.unlink(missing_ok=True)
+        pid = pidfiles.stop_stale(self.pid_path, "prometheus", str(self.config_path))
+        if pid is not None:
+            log.warning("stopped stale prometheus pid %d from a previous run", pid)
 
     def start(self) -> PrometheusRunner:
         """Write the config, start prometheus, wait for /-/ready. Returns self."""
@@ -173,7 +164,7 @@ class PrometheusRunner:
             self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
             self._proc = subprocess.Popen(args, stdout=self._log_fh, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, cwd=self.data_dir)
-            self.pid_path.write_text(f"{self._proc.pid}\n")
+            pidfiles.write_pid(self.pid_path, self._proc.pid)
             ok, last_error = self._wait_ready()
             if ok:
                 self.start_seconds = time.monotonic() - t0

@@ -21,13 +21,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from doops.sandbox import pidfiles
-from doops.sandbox.control import CONFIG_FILE, ENV_FILE, PID_FILE, STATE_FILE
+from doops.sandbox import faults_spec, pidfiles
+from doops.sandbox.control import CONFIG_FILE, ENV_FILE, STATE_FILE
 from doops.sandbox.loopback import LoopbackServer
 
 log = logging.getLogger("doops.sandbox")
@@ -45,7 +46,7 @@ def pg_base_dir(d: Path) -> Path:
     data. Rather than opening up the user's own directories (``/root``...), the data then lives in a fresh
     directory under the system temp dir and ``DIR/pg`` is a symlink to it (removed by `down`).
     """
-    link = d / "pg"
+    link = d / pidfiles.PG_DIR
     if os.geteuid() != 0 or link.exists():
         return link
     import tempfile
@@ -92,6 +93,17 @@ class Supervisor:
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
         self._paused: set[str] = set()  # replicas whose WAL replay a db-lag fault paused
+        # One handler per fault kind, by spec class (every kind of faults_spec.ALL has one).
+        self._fault_handlers: dict[type[faults_spec.FaultSpec], Callable[[Any], dict[str, Any]]] = {
+            faults_spec.Latency: self._twin_fault,
+            faults_spec.HttpError: self._twin_fault,
+            faults_spec.Throttle: self._twin_fault,
+            faults_spec.DbStop: self._db_stop,
+            faults_spec.DbLag: self._db_lag,
+            faults_spec.AppUnhealthy: self._app_unhealthy,
+            faults_spec.SpacesReplication: self._spaces_replication,
+            faults_spec.Clear: self._clear_faults,
+        }
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -201,7 +213,7 @@ class Supervisor:
             log.warning(self.notes[-1])
             return
         if prom.pid:
-            pidfiles.record(self.dir, "prometheus", prom.pid, "prometheus")
+            pidfiles.record_child(self.dir, "prometheus", prom.pid, "prometheus")
         self.prom = prom
 
     def _wait_prometheus_targets(self, timeout: float = 30.0) -> None:
@@ -341,58 +353,60 @@ class Supervisor:
         return faults
 
     def apply_fault(self, body: dict[str, Any]) -> dict[str, Any]:
-        kind = str(body.get("kind", ""))
-        if kind in ("latency", "http-error", "throttle"):
-            fault = self.world.faults.add(body)
-            return {"applied": fault.to_dict()}
-        if kind == "db-stop":
-            cluster = str(body.get("cluster") or "")
-            try:
-                server = self.fleet.primary(cluster)
-            except KeyError:
-                raise ValueError(f"unknown database cluster {cluster!r}; known: {self._cluster_names()}") from None
-            self.fleet.kill(server.name)
-            return {"applied": {"kind": kind, "cluster": cluster, "server": server.name}}
-        if kind == "db-lag":
-            replica = str(body.get("replica") or "")
-            if replica not in self.fleet.servers or self.fleet.servers[replica].role not in ("standby", "replica"):
-                standbys = [n for n, s in self.fleet.servers.items() if s.role in ("standby", "replica")]
-                raise ValueError(f"unknown replica {replica!r}; known: {', '.join(standbys)}")
-            self.fleet.pause_replay(replica)
-            self._paused = self._paused | {replica}
-            return {"applied": {"kind": kind, "replica": replica}}
-        if kind == "app-unhealthy":
-            app = str(body.get("app") or "")
-            if app not in self.apps:
-                raise ValueError(f"unknown app {app!r}; known: {', '.join(self.apps.apps)}")
-            comp = body.get("component")
-            comps = self.apps.apps[app].component_health()
-            if comp is not None and comp not in comps:
-                raise ValueError(f"app {app} has no component {comp!r}; known: {', '.join(comps)}")
-            self.apps.apps[app].set_unhealthy(comp, True)
-            return {"applied": {"kind": kind, "app": app, "component": comp}}
-        if kind == "spaces-replication":
-            action = body.get("action")
-            if action == "pause":
-                self.spaces.replicator.pause()
-            elif action == "resume":
-                self.spaces.replicator.resume()
-            else:
-                raise ValueError("spaces-replication needs action pause or resume")
-            return {"applied": {"kind": kind, "action": action}}
-        if kind == "clear":
-            self.world.faults.clear()
-            self.world.reset_limits()
-            for app in self.apps.apps.values():
-                app.set_unhealthy(None, False)
-            if self.spaces.replicator is not None:
-                self.spaces.replicator.resume()
-            for name in sorted(self._paused):
-                with contextlib.suppress(Exception):
-                    self.fleet.resume_replay(name)
-            self._paused = set()
-            return {"applied": {"kind": "clear"}, "note": "a stopped database server stays stopped"}
-        raise ValueError(f"unknown fault kind {kind!r}")
+        """Apply a fault from its JSON form; ValueError (a 400) names what is wrong."""
+        spec = faults_spec.from_wire(body)
+        return self._fault_handlers[type(spec)](spec)
+
+    def _twin_fault(self, spec: faults_spec.FaultSpec) -> dict[str, Any]:
+        """Latency, HTTP errors and throttling are the API twin's own."""
+        return {"applied": self.world.faults.add_spec(spec).to_dict()}
+
+    def _db_stop(self, spec: faults_spec.DbStop) -> dict[str, Any]:
+        try:
+            server = self.fleet.primary(spec.cluster)
+        except KeyError:
+            raise ValueError(f"unknown database cluster {spec.cluster!r}; known: {self._cluster_names()}") from None
+        self.fleet.kill(server.name)
+        return {"applied": {**spec.to_wire(), "server": server.name}}
+
+    def _db_lag(self, spec: faults_spec.DbLag) -> dict[str, Any]:
+        replica = spec.replica
+        if replica not in self.fleet.servers or self.fleet.servers[replica].role not in ("standby", "replica"):
+            standbys = [n for n, s in self.fleet.servers.items() if s.role in ("standby", "replica")]
+            raise ValueError(f"unknown replica {replica!r}; known: {', '.join(standbys)}")
+        self.fleet.pause_replay(replica)
+        self._paused = self._paused | {replica}
+        return {"applied": spec.to_wire()}
+
+    def _app_unhealthy(self, spec: faults_spec.AppUnhealthy) -> dict[str, Any]:
+        """The app's live server fails its health check; API health and Uptime follow what it answers."""
+        if spec.app not in self.apps:
+            raise ValueError(f"unknown app {spec.app!r}; known: {', '.join(self.apps.apps)}")
+        comps = self.apps.apps[spec.app].component_health()
+        if spec.component is not None and spec.component not in comps:
+            raise ValueError(f"app {spec.app} has no component {spec.component!r}; known: {', '.join(comps)}")
+        self.apps.apps[spec.app].set_unhealthy(spec.component, True)
+        return {"applied": spec.to_wire()}
+
+    def _spaces_replication(self, spec: faults_spec.SpacesReplication) -> dict[str, Any]:
+        if spec.action == "pause":
+            self.spaces.replicator.pause()
+        else:
+            self.spaces.replicator.resume()
+        return {"applied": spec.to_wire()}
+
+    def _clear_faults(self, spec: faults_spec.Clear) -> dict[str, Any]:
+        self.world.faults.clear()
+        self.world.reset_limits()
+        for app in self.apps.apps.values():
+            app.set_unhealthy(None, False)
+        if self.spaces.replicator is not None:
+            self.spaces.replicator.resume()
+        for name in sorted(self._paused):
+            with contextlib.suppress(Exception):
+                self.fleet.resume_replay(name)
+        self._paused = set()
+        return {"applied": spec.to_wire(), "note": "a stopped database server stays stopped"}
 
     def _cluster_names(self) -> str:
         return ", ".join(sorted({s.cluster for s in self.fleet.servers.values()}))
@@ -506,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for h in logging.getLogger().handlers:
         h.addFilter(MaskingFilter())
-    (d / PID_FILE).write_text(str(os.getpid()))
+    pidfiles.write_supervisor(d)
     sup = Supervisor(d, args.scenario, args.latency, args.ttl)
     from doops import secrets as masking
 
@@ -533,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sup.shutdown()
         with contextlib.suppress(FileNotFoundError):
-            (d / PID_FILE).unlink()
+            (d / pidfiles.SUPERVISOR_PID_FILE).unlink()
         if code == 0:
             with contextlib.suppress(FileNotFoundError):
                 (d / STATE_FILE).unlink()

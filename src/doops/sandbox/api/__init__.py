@@ -18,8 +18,9 @@ from doops.sandbox.api.backends import (
     FakeDatabaseBackend,
 )
 from doops.sandbox.api.faults import Fault, Faults
+from doops.sandbox.api.routing import Route, Router
 from doops.sandbox.api.scenario import DEFAULT_SCENARIO_PATH, Durations, Limits, Scenario, load_scenario
-from doops.sandbox.api.server import ADMIN_HEADER, Route, Router, TwinServer, build_router
+from doops.sandbox.api.server import ADMIN_HEADER, TwinServer, build_router
 from doops.sandbox.api.state import World
 
 __all__ = [

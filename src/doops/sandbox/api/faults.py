@@ -1,8 +1,9 @@
-"""Injected faults: latency, HTTP errors, a tighter rate limit, unhealthy apps.
+"""Injected faults the API twin applies itself: latency, HTTP errors, a tighter rate limit, unhealthy apps.
 
 Set from Python (``world.faults``) or over HTTP through the admin routes (``/_twin/faults``), which the
-CLI uses. A route glob matches the request path (``/v2/databases*``) or, when it contains a space, the
-method and path (``PUT /v2/databases/*/replicas/*/promote``).
+supervisor uses. Each active fault holds its typed spec (:mod:`doops.sandbox.faults_spec`), which carries
+the validation and the JSON form. A route glob matches the request path (``/v2/databases*``) or, when it
+contains a space, the method and path (``PUT /v2/databases/*/replicas/*/promote``).
 """
 
 from __future__ import annotations
@@ -11,43 +12,44 @@ import fnmatch
 import random
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-KINDS = ("latency", "http-error", "throttle", "app-unhealthy")
+from doops.sandbox.faults_spec import TWIN, AppUnhealthy, FaultSpec, HttpError, Latency, Throttle, from_wire
+
+KINDS = tuple(spec.kind for spec in TWIN)
+_S = TypeVar("_S", bound=FaultSpec)
+
+
+def route_matches(route: str | None, method: str, path: str) -> bool:
+    """Whether a route glob (None or empty: every request) covers a request."""
+    if not route:
+        return True
+    subject = f"{method.upper()} {path}" if " " in route else path
+    return fnmatch.fnmatchcase(subject, route)
 
 
 @dataclass
 class Fault:
-    """One active fault."""
+    """One active fault: its id and what it does."""
 
     id: str
-    kind: str
-    route: str | None = None
-    ms: int = 0
-    status: int = 0
-    rate: float = 1.0
-    per_minute: int = 0
-    app: str = ""
-    component: str | None = None
+    spec: FaultSpec
+
+    @property
+    def kind(self) -> str:
+        """The spec's kind (``latency``, ``http-error``...)."""
+        return self.spec.kind
 
     def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
-        if not self.route:
-            return True
-        subject = f"{method.upper()} {path}" if " " in self.route else path
-        return fnmatch.fnmatchcase(subject, self.route)
+        """Whether this fault applies to a request (only latency and http-error have a route)."""
+        route = self.spec.route if isinstance(self.spec, Latency | HttpError) else None
+        return route_matches(route, method, path)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (only the fields that mean something for the kind)."""
-        keep = {
-            "latency": ("ms", "route"),
-            "http-error": ("status", "rate", "route"),
-            "throttle": ("per_minute",),
-            "app-unhealthy": ("app", "component"),
-        }[self.kind]
-        data = asdict(self)
-        return {"id": self.id, "kind": self.kind, **{k: data[k] for k in keep}}
+        """JSON form: the id and the spec's wire form."""
+        return {"id": self.id, **self.spec.to_wire()}
 
 
 @dataclass
@@ -63,50 +65,34 @@ class Faults:
         if self.seed is not None:
             self._rng.seed(self.seed)
 
-    def _add(self, fault: Fault) -> Fault:
+    def add_spec(self, spec: FaultSpec) -> Fault:
+        """Apply a spec of a kind the twin handles (:data:`faults_spec.TWIN`)."""
+        if not isinstance(spec, TWIN):
+            raise ValueError(f"unknown fault kind {spec.kind!r} (one of {', '.join(KINDS)})")
+        fault = Fault(uuid.uuid4().hex[:12], spec)
         with self._lock:
             self._faults.append(fault)
         return fault
 
+    def add(self, data: dict[str, Any]) -> Fault:
+        """Add a fault from its JSON form (``{"kind": ..., ...}``), as the admin route receives it."""
+        return self.add_spec(from_wire(data, TWIN))
+
     def latency(self, ms: int, route: str | None = None) -> Fault:
         """Delay matching answers by ``ms`` milliseconds."""
-        if ms < 0:
-            raise ValueError("latency must be >= 0 ms")
-        return self._add(Fault(_new_id(), "latency", route=route, ms=int(ms)))
+        return self.add_spec(Latency(int(ms), route))
 
     def http_error(self, status: int, rate: float = 1.0, route: str | None = None) -> Fault:
         """Answer matching requests with ``status`` (DO error body) with probability ``rate``."""
-        if not 400 <= status <= 599:
-            raise ValueError("http-error status must be 4xx or 5xx")
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be within 0..1")
-        return self._add(Fault(_new_id(), "http-error", route=route, status=int(status), rate=float(rate)))
+        return self.add_spec(HttpError(int(status), float(rate), route))
 
     def throttle(self, per_minute: int) -> Fault:
         """Lower every token's per-minute budget to ``per_minute``."""
-        if per_minute < 0:
-            raise ValueError("per_minute must be >= 0")
-        return self._add(Fault(_new_id(), "throttle", per_minute=int(per_minute)))
+        return self.add_spec(Throttle(int(per_minute)))
 
     def app_unhealthy(self, app: str, component: str | None = None) -> Fault:
         """Report ``app`` (or one component) UNHEALTHY in app health and Uptime state."""
-        return self._add(Fault(_new_id(), "app-unhealthy", app=app, component=component))
-
-    def add(self, spec: dict[str, Any]) -> Fault:
-        """Add a fault from its JSON form (``{"kind": ..., ...}``), as the admin route receives it."""
-        kind = spec.get("kind")
-        try:
-            if kind == "latency":
-                return self.latency(int(spec["ms"]), spec.get("route"))
-            if kind == "http-error":
-                return self.http_error(int(spec["status"]), float(spec.get("rate", 1.0)), spec.get("route"))
-            if kind == "throttle":
-                return self.throttle(int(spec["per_minute"]))
-            if kind == "app-unhealthy":
-                return self.app_unhealthy(str(spec["app"]), spec.get("component"))
-        except KeyError as exc:
-            raise ValueError(f"fault {kind}: missing {exc}") from exc
-        raise ValueError(f"unknown fault kind {kind!r} (one of {', '.join(KINDS)})")
+        return self.add_spec(AppUnhealthy(app, component))
 
     def remove(self, fault_id: str) -> bool:
         """Remove one fault; False if unknown."""
@@ -125,34 +111,33 @@ class Faults:
         with self._lock:
             return list(self._faults)
 
+    def _active(self, kind: type[_S]) -> Iterator[tuple[Fault, _S]]:
+        for f in self.list():
+            if isinstance(f.spec, kind):
+                yield f, f.spec
+
     def latency_ms(self, method: str, path: str) -> int:
         """Total injected latency for a request."""
-        return sum(f.ms for f in self.list() if f.kind == "latency" and f.matches(method, path))
+        return sum(spec.ms for f, spec in self._active(Latency) if f.matches(method, path))
 
     def error_status(self, method: str, path: str) -> int | None:
         """The injected error status for this request, if a matching fault fires."""
-        for f in self.list():
-            if f.kind == "http-error" and f.matches(method, path):
+        for f, spec in self._active(HttpError):
+            if f.matches(method, path):
                 with self._lock:
-                    fire = self._rng.random() < f.rate
+                    fire = self._rng.random() < spec.rate
                 if fire:
-                    return f.status
+                    return spec.status
         return None
 
     def per_minute(self) -> int | None:
         """The throttled per-minute budget, if a throttle fault is active (the lowest wins)."""
-        values = [f.per_minute for f in self.list() if f.kind == "throttle"]
+        values = [spec.per_minute for _f, spec in self._active(Throttle)]
         return min(values) if values else None
 
     def app_is_unhealthy(self, app: str, component: str | None = None) -> bool:
         """Whether an app-unhealthy fault covers this app (and component, when given)."""
-        for f in self.list():
-            if f.kind == "app-unhealthy" and f.app == app and (
-                f.component is None or component is None or f.component == component
-            ):
-                return True
-        return False
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex[:12]
+        return any(
+            spec.app == app and (spec.component is None or component is None or spec.component == component)
+            for _f, spec in self._active(AppUnhealthy)
+        )

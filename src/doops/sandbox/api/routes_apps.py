@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from doops.sandbox.api.errors import ApiError
-from doops.sandbox.api.server import Context, Response, Router
-from doops.sandbox.api.state import App
+from doops.sandbox.api.resources import App
+from doops.sandbox.api.routing import Context, Response, Router
 
 
 def _app(ctx: Context, key: str = "app_id") -> App:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 from doops.sandbox.api.errors import ApiError
-from doops.sandbox.api.server import Context, Response, Router
-from doops.sandbox.api.state import REDIS_ENGINES, Cluster, iso
+from doops.sandbox.api.resources import REDIS_ENGINES, Cluster, iso
+from doops.sandbox.api.routing import Context, Response, Router
 
 D = "/v2/databases/{database_cluster_uuid}"
 EVICTION_POLICIES = ("noeviction", "allkeys_lru", "allkeys_random", "volatile_lru", "volatile_random",

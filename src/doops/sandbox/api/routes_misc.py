@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from doops.sandbox.api.errors import ApiError
-from doops.sandbox.api.server import Context, Response, Router
+from doops.sandbox.api.routing import Context, Response, Router
 
 
 def account(ctx: Context) -> Response:

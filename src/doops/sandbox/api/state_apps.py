@@ -1,0 +1,200 @@
+"""App Platform in the twin's world: deployments walking their phases, rollback, restart, component health.
+
+What the spec leaves open (phases, SUPERSEDED, pinning, health) is listed in :mod:`doops.sandbox.api.state`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from doops.sandbox.api.errors import ApiError
+from doops.sandbox.api.resources import APP_REGIONS, App, Deployment, Store, iso
+
+
+class AppPlatform:
+    """Apps, their deployments and their health, on a world's store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def deployment_phase(self, app: App, dep: Deployment) -> str:
+        """The deployment's phase now (see doops.sandbox.api.state for SUPERSEDED)."""
+        if dep.fixed_phase:
+            return dep.fixed_phase
+        elapsed = self.store.clock() - dep.created_at
+        step = self.store.durations.deployment_phase
+        if elapsed < step:
+            return "PENDING_BUILD"
+        if elapsed < 2 * step:
+            return "BUILDING"
+        if elapsed < 3 * step:
+            return "DEPLOYING"
+        active = self.active_deployment(app)
+        return "ACTIVE" if active is not None and active.id == dep.id else "SUPERSEDED"
+
+    def _done(self, dep: Deployment) -> bool:
+        step = self.store.durations.deployment_phase
+        return dep.fixed_phase is None and self.store.clock() - dep.created_at >= 3 * step
+
+    def active_deployment(self, app: App) -> Deployment | None:
+        """The newest deployment that finished."""
+        done = [d for d in app.deployments if self._done(d)]
+        return max(done, key=lambda d: d.created_at) if done else None
+
+    def in_progress_deployment(self, app: App) -> Deployment | None:
+        """The newest deployment still on its way."""
+        going = [d for d in app.deployments if d.fixed_phase is None and not self._done(d)]
+        return max(going, key=lambda d: d.created_at) if going else None
+
+    def deployment(self, app: App, dep_id: str) -> Deployment:
+        """The deployment or a 404."""
+        for d in app.deployments:
+            if d.id == dep_id:
+                return d
+        raise ApiError.not_found()
+
+    def deployment_json(self, app: App, dep: Deployment) -> dict[str, Any]:
+        """A deployment as the API shows it."""
+        phase = self.deployment_phase(app, dep)
+        step = self.store.durations.deployment_phase
+        order = ["PENDING_BUILD", "BUILDING", "DEPLOYING"]
+        done_steps = 3 if phase in ("ACTIVE", "SUPERSEDED") else (order.index(phase) if phase in order else 0)
+        changed = dep.created_at + step * min(done_steps, 3)
+        commit = hashlib.sha1(dep.id.encode()).hexdigest()
+        out: dict[str, Any] = {
+            "id": dep.id, "cause": dep.cause, "phase": phase, "created_at": iso(dep.created_at),
+            "updated_at": iso(changed), "phase_last_updated_at": iso(changed), "spec": dep.spec,
+            "tier_slug": "basic",
+            "progress": {
+                "success_steps": done_steps, "total_steps": 3, "error_steps": 1 if phase == "ERROR" else 0,
+                "pending_steps": 0 if done_steps == 3 else 3 - done_steps - 1,
+                "running_steps": 0 if done_steps == 3 or phase in ("ERROR", "CANCELED") else 1,
+                "steps": [{"name": n, "status": "SUCCESS" if i < done_steps else
+                           ("RUNNING" if i == done_steps else "PENDING")}
+                          for i, n in enumerate(("build", "deploy", "finalize"))],
+            },
+            "services": [{"name": s["name"], "source_commit_hash": commit} for s in dep.spec.get("services", [])],
+            "static_sites": [{"name": s["name"], "source_commit_hash": commit}
+                             for s in dep.spec.get("static_sites", [])],
+        }
+        if dep.cloned_from:
+            out["cloned_from"] = dep.cloned_from
+        return out
+
+    def live_url(self, app: App) -> str:
+        """The app's live URL (the backend's real one when it has it)."""
+        return self.store.app_backend.live_url(app.name) or f"https://{app.hostname}"
+
+    def app_json(self, app: App) -> dict[str, Any]:
+        """An app as the API shows it."""
+        label, flag, continent, dcs = APP_REGIONS.get(app.region, (app.region, "us", "North America", []))
+        url = self.live_url(app)
+        out: dict[str, Any] = {
+            "id": app.id, "owner_uuid": self.store.account["uuid"], "spec": app.spec,
+            "default_ingress": f"https://{app.hostname}", "created_at": iso(app.created_at),
+            "updated_at": iso(app.updated_at), "live_url": url, "live_url_base": url,
+            "live_domain": url.split("://", 1)[-1].split("/", 1)[0], "tier_slug": "basic",
+            "project_id": self.store.project_id,
+            "region": {"slug": app.region, "label": label, "flag": flag, "continent": continent,
+                       "data_centers": dcs, "default": app.region == "nyc"},
+        }
+        active = self.active_deployment(app)
+        if active is not None:
+            out["active_deployment"] = self.deployment_json(app, active)
+        going = self.in_progress_deployment(app)
+        if going is not None:
+            out["in_progress_deployment"] = self.deployment_json(app, going)
+        if app.deployments:
+            out["last_deployment_created_at"] = iso(max(d.created_at for d in app.deployments))
+        if app.pinned:
+            out["pinned_deployment"] = self.deployment_json(app, self.deployment(app, app.pinned))
+        return out
+
+    def new_deployment(self, app: App, cause: str, spec: dict[str, Any] | None = None,
+                       cloned_from: str | None = None) -> Deployment:
+        """Start a deployment of ``spec`` (default: the app's current spec)."""
+        now = self.store.clock()
+        dep = Deployment(str(uuid.uuid4()), now, cause, dict(spec or app.spec), cloned_from)
+        app.deployments.append(dep)
+        app.spec = dict(dep.spec)
+        app.updated_at = now
+        return dep
+
+    def create_deployment(self, app: App, force_build: bool = False) -> Deployment:
+        """POST /v2/apps/{id}/deployments."""
+        if app.pinned:
+            raise ApiError.bad_request("app is pinned to a rollback deployment; commit or revert it first")
+        return self.new_deployment(app, "manual" + (" (force build)" if force_build else ""))
+
+    def validate_rollback(self, app: App, dep_id: str) -> dict[str, Any]:
+        """POST .../rollback/validate."""
+        target = self.deployment(app, dep_id)
+        active = self.active_deployment(app)
+        if app.pinned:
+            return {"valid": False, "error": {"code": "app_pinned", "message": "app is pinned"}, "warnings": []}
+        if not self._done(target) or (active is not None and active.id == target.id):
+            return {"valid": False, "warnings": [],
+                    "error": {"code": "incompatible_phase",
+                              "message": f"deployment {dep_id} is not a previous successful deployment"}}
+        return {"valid": True, "warnings": []}
+
+    def rollback(self, app: App, dep_id: str, skip_pin: bool = False) -> Deployment:
+        """POST .../rollback: a new deployment from the target's spec; pins the app unless skip_pin."""
+        verdict = self.validate_rollback(app, dep_id)
+        if not verdict["valid"]:
+            raise ApiError.bad_request(verdict["error"]["message"])
+        target = self.deployment(app, dep_id)
+        before = dict(app.spec)
+        dep = self.new_deployment(app, f"manual rollback to {dep_id}", target.spec, cloned_from=dep_id)
+        if not skip_pin:
+            app.pinned, app.pre_rollback_spec = dep.id, before
+        return dep
+
+    def commit_rollback(self, app: App) -> None:
+        """POST .../rollback/commit."""
+        if not app.pinned:
+            raise ApiError.bad_request("no rollback in progress")
+        app.pinned, app.pre_rollback_spec = None, None
+
+    def revert_rollback(self, app: App) -> Deployment:
+        """POST .../rollback/revert."""
+        if not app.pinned:
+            raise ApiError.bad_request("no rollback in progress")
+        spec = app.pre_rollback_spec or app.spec
+        app.pinned, app.pre_rollback_spec = None, None
+        return self.new_deployment(app, "rollback reverted", spec)
+
+    def restart(self, app: App, components: list[str] | None) -> Deployment:
+        """POST .../restart: a rolling restart is a new deployment of the same spec."""
+        names = {n for n, _, _ in app.components()}
+        unknown = set(components or []) - names
+        if unknown:
+            raise ApiError.bad_request(f"unknown components: {', '.join(sorted(unknown))}")
+        what = ", ".join(components) if components else "all components"
+        return self.new_deployment(app, f"app restart ({what})")
+
+    def component_healthy(self, app: App, component: str) -> bool:
+        """Fault-injected or backend-reported health of one component."""
+        if self.store.faults.app_is_unhealthy(app.name, component):
+            return False
+        return self.store.app_backend.healthy(app.name, component)
+
+    def app_health(self, app: App) -> dict[str, Any]:
+        """GET /v2/apps/{id}/health."""
+        comps = []
+        for name, _kind, desired in app.components():
+            ok = self.component_healthy(app, name)
+            seed = int(hashlib.sha1(f"{app.id}/{name}".encode()).hexdigest()[:4], 16)
+            comps.append({
+                "name": name, "state": "HEALTHY" if ok else "UNHEALTHY", "replicas_desired": desired,
+                "replicas_ready": desired if ok else 0,
+                "cpu_usage_percent": round(12.0 + seed % 20, 2) if ok else 0.0,
+                "memory_usage_percent": round(35.0 + seed % 25, 2) if ok else 0.0,
+            })
+        return {"app_health": {"components": comps, "functions_components": []}}
+
+    def app_healthy(self, app: App) -> bool:
+        """Whether every component is healthy."""
+        return all(self.component_healthy(app, n) for n, _, _ in app.components())

@@ -1,0 +1,257 @@
+"""Managed databases in the twin's world: clusters, replicas, promotion, point-in-time restore, backups.
+
+What the spec leaves open (promote, restore, synthetic connections, backups) is listed in
+:mod:`doops.sandbox.api.state`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from doops.sandbox.api.backends import BackupInfo, ConnectionInfo
+from doops.sandbox.api.errors import ApiError
+from doops.sandbox.api.resources import (
+    PITR_DAYS,
+    REDIS_ENGINES,
+    Cluster,
+    Replica,
+    Store,
+    iso,
+    parse_time,
+    synthetic_secret,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Databases:
+    """Database clusters and their replicas, on a world's store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def cluster_status(self, c: Cluster) -> str:
+        """``creating`` or ``online``, from timestamps or (restores) the backend."""
+        if c.awaiting_backend:
+            if self.store.db_backend.connection(c.name) is None:
+                return "creating"
+            c.awaiting_backend = False
+            c.add_event("cluster_create", self.store.clock())
+        return "creating" if self.store.clock() < c.ready_at else "online"
+
+    def synthetic_connection(self, name: str, engine: str, kind: str = "") -> ConnectionInfo:
+        """A DigitalOcean-looking connection for a cluster the backend does not run (``kind``: host prefix)."""
+        user_no = int(self.store.account["uuid"][:6], 16) % 10_000_000
+        host = f"{kind}{name}-do-user-{user_no}-0.j.db.ondigitalocean.com"
+        if engine in REDIS_ENGINES:
+            return ConnectionInfo(host, 25061, "default", synthetic_secret(name), "", True)
+        return ConnectionInfo(host, 25060, "doadmin", synthetic_secret(name), "defaultdb", True)
+
+    @staticmethod
+    def conn_json(info: ConnectionInfo, engine: str) -> dict[str, Any]:
+        """A connection as the API shows it, with the URI the engine's clients take."""
+        if engine in REDIS_ENGINES:
+            scheme = "rediss" if info.ssl else "redis"
+            uri = f"{scheme}://{info.user}:{info.password}@{info.host}:{info.port}"
+        else:
+            scheme = {"mysql": "mysql", "mongodb": "mongodb+srv"}.get(engine, "postgresql")
+            mode = "require" if info.ssl else "disable"
+            uri = f"{scheme}://{info.user}:{info.password}@{info.host}:{info.port}/{info.database}?sslmode={mode}"
+        return {"uri": uri, "database": info.database, "host": info.host, "port": info.port, "user": info.user,
+                "password": info.password, "ssl": info.ssl}
+
+    def cluster_connection(self, c: Cluster) -> ConnectionInfo:
+        """The cluster's connection: the backend's when it knows the cluster, else synthetic."""
+        return self.store.db_backend.connection(c.name) or self.synthetic_connection(c.name, c.engine)
+
+    def cluster_json(self, c: Cluster) -> dict[str, Any]:
+        """A database cluster as the API shows it."""
+        status = self.cluster_status(c)
+        real = self.store.db_backend.connection(c.name)
+        info = real or self.synthetic_connection(c.name, c.engine)
+        conn = self.conn_json(info, c.engine)
+        if real is not None:
+            private = dict(conn)
+        else:
+            private = self.conn_json(self.synthetic_connection(c.name, c.engine, "private-"), c.engine)
+        out: dict[str, Any] = {
+            "id": c.id, "name": c.name, "engine": c.engine, "version": c.version,
+            "semantic_version": f"{c.version}.4" if c.engine == "pg" else f"{c.version}.0.2",
+            "num_nodes": c.num_nodes, "size": c.size, "region": c.region, "status": status,
+            "created_at": iso(c.created_at), "private_network_uuid": c.private_network_uuid,
+            "tags": list(c.tags) or None, "db_names": list(c.db_names) or None,
+            "connection": conn, "private_connection": private,
+            "users": [{"name": u, "role": "primary" if u in ("doadmin", "default") else "normal",
+                       "password": info.password if u == info.user else synthetic_secret(f"{c.name}/{u}")}
+                      for u in c.users] or None,
+            "maintenance_window": dict(c.maintenance), "project_id": c.project_id,
+            "rules": [dict(r) for r in c.firewall], "storage_size_mib": c.storage_size_mib,
+            "metrics_endpoints": [{"host": info.host, "port": 9273}],
+        }
+        if c.num_nodes > 1:
+            out["standby_connection"] = dict(conn) if real is not None else \
+                self.conn_json(self.synthetic_connection(c.name, c.engine, "replica-"), c.engine)
+            out["standby_private_connection"] = dict(out["standby_connection"])
+        return out
+
+    def replica_json(self, c: Cluster, r: Replica) -> dict[str, Any]:
+        """A read replica as the API shows it."""
+        backend = self.store.db_backend.connection(c.name, r.name)
+        info = backend or self.synthetic_connection(r.name, c.engine)
+        conn = self.conn_json(info, c.engine)
+        private = dict(conn) if backend else self.conn_json(
+            self.synthetic_connection(r.name, c.engine, "private-"), c.engine)
+        return {
+            "id": r.id, "name": r.name, "region": r.region, "size": r.size,
+            "status": "creating" if self.store.clock() < r.ready_at else "online", "created_at": iso(r.created_at),
+            "connection": conn, "private_connection": private, "private_network_uuid": c.private_network_uuid,
+            "tags": list(r.tags), "storage_size_mib": r.storage_size_mib,
+        }
+
+    def _name_taken(self, name: str) -> bool:
+        return any(c.name == name or name in c.replicas for c in self.store.clusters.values())
+
+    def create_cluster(self, body: dict[str, Any]) -> Cluster:
+        """POST /v2/databases, including point-in-time restore (``backup_restore``)."""
+        for key in ("name", "engine", "num_nodes", "size", "region"):
+            if key not in body:
+                raise ApiError.unprocessable(f"{key} is required")
+        name = str(body["name"])
+        if self._name_taken(name):
+            raise ApiError.unprocessable(f"a database cluster named {name} already exists")
+        now = self.store.clock()
+        restore = body.get("backup_restore")
+        source: Cluster | None = None
+        target: datetime | None = None
+        if restore is not None:
+            source = self.store.find_cluster_by_name(str(restore.get("database_name", "")))
+            if source is None:
+                raise ApiError.not_found(f"source database cluster {restore.get('database_name')} not found")
+            if source.engine != body["engine"]:
+                raise ApiError.unprocessable("engine must match the source cluster's engine")
+            if restore.get("backup_created_at"):
+                try:
+                    target = parse_time(str(restore["backup_created_at"]))
+                except ValueError as exc:
+                    raise ApiError.unprocessable("backup_created_at must be an RFC 3339 time") from exc
+                ts = target.timestamp()
+                if ts > now or ts < now - PITR_DAYS * 86400 or ts < source.created_at:
+                    raise ApiError.unprocessable(
+                        f"backup_created_at must be within the last {PITR_DAYS} days of the source's backups")
+        cid = str(uuid.uuid4())
+        c = Cluster(
+            id=cid, name=name, engine=str(body["engine"]),
+            version=str(body.get("version") or (source.version if source else "16")), region=str(body["region"]),
+            size=str(body["size"]), num_nodes=int(body["num_nodes"]),
+            storage_size_mib=int(body.get("storage_size_mib") or (source.storage_size_mib if source else 10240)),
+            created_at=now, ready_at=now + self.store.durations.cluster_create, tags=list(body.get("tags") or []),
+            private_network_uuid=str(body.get("private_network_uuid") or self.store.vpc_uuid),
+            project_id=str(body.get("project_id") or self.store.project_id),
+        )
+        if c.engine in REDIS_ENGINES:
+            c.users, c.eviction_policy = ["default"], "noeviction"
+        else:
+            c.users = ["doadmin"]
+            c.db_names = list(body.get("db_names") or (source.db_names if source else ["defaultdb"]))
+        c.maintenance = {"day": "tuesday", "hour": "04:00:00", "pending": False, "description": []}
+        c.firewall = [self.firewall_rule(cid, r, now) for r in body.get("rules") or []]
+        if source is not None:
+            c.restored_from = source.name
+            c.users = list(source.users)
+            c.pools = [dict(p) for p in source.pools]
+            c.awaiting_backend = True
+            self.store.db_backend.restore(source.name, target, name)
+            log.info("restore of %s at %s into %s started", source.name, target or "latest backup", name)
+        else:
+            c.add_event("cluster_create", now)
+        self.store.clusters[cid] = c
+        return c
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        """DELETE /v2/databases/{uuid}."""
+        self.store.cluster(cluster_id)
+        del self.store.clusters[cluster_id]
+
+    def create_replica(self, c: Cluster, body: dict[str, Any]) -> Replica:
+        """POST /v2/databases/{uuid}/replicas."""
+        name = body.get("name")
+        if not name:
+            raise ApiError.unprocessable("name is required")
+        if self._name_taken(str(name)):
+            raise ApiError.unprocessable(f"a database cluster or replica named {name} already exists")
+        now = self.store.clock()
+        r = Replica(str(uuid.uuid4()), str(name), str(body.get("region") or c.region), str(body.get("size") or c.size),
+                    now, now + self.store.durations.replica_create,
+                    int(body.get("storage_size_mib") or c.storage_size_mib), list(body.get("tags") or []))
+        c.replicas[r.name] = r
+        return r
+
+    def replica(self, c: Cluster, name: str) -> Replica:
+        """The replica or a 404."""
+        r = c.replicas.get(name)
+        if r is None:
+            raise ApiError.not_found()
+        return r
+
+    def promote_replica(self, c: Cluster, name: str) -> Cluster:
+        """PUT .../replicas/{name}/promote: the replica becomes a standalone cluster (see the state module)."""
+        r = self.replica(c, name)
+        self.store.db_backend.promote(c.name, r.name)
+        now = self.store.clock()
+        del c.replicas[name]
+        new = Cluster(
+            id=r.id, name=r.name, engine=c.engine, version=c.version, region=r.region, size=r.size, num_nodes=1,
+            storage_size_mib=r.storage_size_mib, created_at=r.created_at, ready_at=now,
+            db_names=list(c.db_names), users=list(c.users), tags=list(r.tags), maintenance=dict(c.maintenance),
+            pools=[dict(p) for p in c.pools], eviction_policy=c.eviction_policy, backup_hour=c.backup_hour,
+            private_network_uuid=c.private_network_uuid, project_id=c.project_id,
+        )
+        new.firewall = [{**rule, "cluster_uuid": new.id,
+                         "uuid": self.store.new_id("fwrule", f"{new.id}/{rule['type']}/{rule['value']}")}
+                        for rule in c.firewall]
+        new.add_event("cluster_master_promotion", now)
+        c.add_event("cluster_master_promotion", now)
+        self.store.clusters[new.id] = new
+        log.info("replica %s of %s promoted to standalone cluster %s", r.name, c.name, new.id)
+        return new
+
+    def backups(self, c: Cluster) -> list[BackupInfo]:
+        """The cluster's backups, newest first (backend's, or synthetic daily ones)."""
+        got = self.store.db_backend.list_backups(c.name)
+        if got is None:
+            now = datetime.fromtimestamp(self.store.clock(), UTC)
+            day = now.replace(hour=c.backup_hour, minute=13, second=7, microsecond=0)
+            if day > now:
+                day -= timedelta(days=1)
+            got = []
+            for i in range(PITR_DAYS):
+                ts = day - timedelta(days=i)
+                if ts.timestamp() >= c.created_at:
+                    got.append(BackupInfo(ts, round(c.storage_size_mib / 1024 * 0.04 + 0.05 * (i % 3), 2)))
+        return sorted(got, key=lambda b: b.created_at, reverse=True)
+
+    def set_firewall(self, c: Cluster, rules: Iterable[dict[str, Any]]) -> None:
+        """PUT .../firewall: replace the rules."""
+        now = self.store.clock()
+        new = []
+        for r in rules:
+            if "type" not in r or "value" not in r:
+                raise ApiError.unprocessable("each rule needs type and value")
+            new.append(self.firewall_rule(c.id, r, now))
+        c.firewall = new
+
+    def firewall_rule(self, cluster_id: str, rule: dict[str, Any], ts: float) -> dict[str, Any]:
+        """A firewall rule as the API shows it (an ``app`` rule names the app; the API holds its id)."""
+        value = str(rule["value"])
+        if rule["type"] == "app":
+            app = self.store.find_app_by_name(value)
+            value = app.id if app else value
+        out = {"uuid": rule.get("uuid") or self.store.new_id("fwrule", f"{cluster_id}/{rule['type']}/{value}"),
+               "cluster_uuid": cluster_id, "type": rule["type"], "value": value, "created_at": iso(ts)}
+        if rule.get("description"):
+            out["description"] = rule["description"]
+        return out
