@@ -144,10 +144,6 @@ def render(result: Any, opts: OutputOptions, view: View | None = None, stream: I
 
         out.write(mask(yaml.safe_dump(to_data(result), sort_keys=False, allow_unicode=True)))
     else:
-        if view is None and hasattr(result, "table_sections"):  # transitional: sandbox results
-            render_table(result.table_sections(), opts, out)
-            out.flush()
-            return
         view = view or KEY_VALUE
         sections = view.tables(result)
         undeclared = {c for s in sections for c in s.columns} - set(view.columns)

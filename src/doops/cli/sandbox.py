@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
+from doops.cli.context import Cli
 from doops.cli.params import duration, renders
-from doops.context import AppContext
-from doops.ops.sandbox import FaultApplied, SandboxStatus, SandboxUp
-from doops.output import render
+from doops.cli.render import render
+from doops.cli.views import SANDBOX_STATUS
+from doops.ops.sandbox import FaultApplied, SandboxUp
 from doops.sandbox import faults_spec as faults
 from doops.sandbox.control import Stopped
 
@@ -46,7 +47,7 @@ def sandbox() -> None:
 @click.option("--ttl", default="4h", show_default=True, callback=duration,
               help="Stop by itself after this long (0 = never), so none is left running by accident.")
 @click.pass_obj
-def up(app: AppContext, dir_: str | None, scenario: str | None, latency: int | None, ttl: float) -> None:
+def up(app: Cli, dir_: str | None, scenario: str | None, latency: int | None, ttl: float) -> None:
     """Start the sandbox detached, wait until ready, print its env.sh.
 
     Writes DIR/env.sh (export lines for DIGITALOCEAN_API_URL, DIGITALOCEAN_ACCESS_TOKEN, DOOPS_CONFIG,
@@ -90,11 +91,11 @@ def env(dir_: str | None) -> None:
     sys.stdout.write(ops.env(_dir(dir_)))
 
 
-@renders(SandboxStatus)
+@renders(SANDBOX_STATUS)
 @sandbox.command("status")
 @dir_option
 @click.pass_obj
-def status(app: AppContext, dir_: str | None) -> None:
+def status(app: Cli, dir_: str | None) -> None:
     """Each process of the sandbox: kind, pid, port, health, and the active faults.
 
     Exit 0 when running and healthy, 1 when a component is down, 3 when no sandbox runs in DIR (one error
@@ -108,7 +109,7 @@ def status(app: AppContext, dir_: str | None) -> None:
     from doops.ops import sandbox as ops
 
     result = ops.status(_dir(dir_), require=True)
-    render(result, app.output)
+    render(result, app.output, SANDBOX_STATUS)
     if not all(c.healthy for c in result.components):
         raise click.exceptions.Exit(ExitCode.WARNING)
 
@@ -118,7 +119,7 @@ def status(app: AppContext, dir_: str | None) -> None:
 @dir_option
 @click.option("--keep", is_flag=True, help="Keep the data directory (databases, logs).")
 @click.pass_obj
-def down(app: AppContext, dir_: str | None, keep: bool) -> None:
+def down(app: Cli, dir_: str | None, keep: bool) -> None:
     """Stop every process the sandbox started and remove its data (unless --keep).
 
     Works after a crash of the sandbox too: leftover processes are found by their pid files.
@@ -142,7 +143,7 @@ def fault() -> None:
     """
 
 
-def _apply(app: AppContext, dir_: str | None, spec: faults.FaultSpec) -> None:
+def _apply(app: Cli, dir_: str | None, spec: faults.FaultSpec) -> None:
     from doops.ops import sandbox as ops
 
     render(ops.fault(_dir(dir_), spec), app.output)
@@ -154,7 +155,7 @@ def _apply(app: AppContext, dir_: str | None, spec: faults.FaultSpec) -> None:
 @click.option("--route", metavar="GLOB", help="Only API paths matching this glob, e.g. '/v2/apps*'.")
 @dir_option
 @click.pass_obj
-def latency(app: AppContext, ms: int, route: str | None, dir_: str | None) -> None:
+def latency(app: Cli, ms: int, route: str | None, dir_: str | None) -> None:
     """Add latency to API answers.
 
     \b
@@ -171,7 +172,7 @@ def latency(app: AppContext, ms: int, route: str | None, dir_: str | None) -> No
 @click.option("--route", metavar="GLOB", help="Only API paths matching this glob.")
 @dir_option
 @click.pass_obj
-def http_error(app: AppContext, status_: int, rate: float, route: str | None, dir_: str | None) -> None:
+def http_error(app: Cli, status_: int, rate: float, route: str | None, dir_: str | None) -> None:
     """Answer API requests with an error (DigitalOcean's error body).
 
     \b
@@ -186,7 +187,7 @@ def http_error(app: AppContext, status_: int, rate: float, route: str | None, di
 @click.option("--per-minute", type=click.IntRange(0, 100_000), required=True, help="Per-token budget per minute.")
 @dir_option
 @click.pass_obj
-def throttle(app: AppContext, per_minute: int, dir_: str | None) -> None:
+def throttle(app: Cli, per_minute: int, dir_: str | None) -> None:
     """Lower the API rate limit.
 
     \b
@@ -201,7 +202,7 @@ def throttle(app: AppContext, per_minute: int, dir_: str | None) -> None:
 @click.argument("cluster")
 @dir_option
 @click.pass_obj
-def db_stop(app: AppContext, cluster: str, dir_: str | None) -> None:
+def db_stop(app: Cli, cluster: str, dir_: str | None) -> None:
     """Kill the primary server of a database cluster (a crash).
 
     \b
@@ -216,7 +217,7 @@ def db_stop(app: AppContext, cluster: str, dir_: str | None) -> None:
 @click.argument("replica")
 @dir_option
 @click.pass_obj
-def db_lag(app: AppContext, replica: str, dir_: str | None) -> None:
+def db_lag(app: Cli, replica: str, dir_: str | None) -> None:
     """Pause WAL replay on a standby or read replica, so it falls behind.
 
     \b
@@ -232,7 +233,7 @@ def db_lag(app: AppContext, replica: str, dir_: str | None) -> None:
 @click.option("--component", metavar="C", help="Only this component (default: all).")
 @dir_option
 @click.pass_obj
-def app_unhealthy(app: AppContext, app_name: str, component: str | None, dir_: str | None) -> None:
+def app_unhealthy(app: Cli, app_name: str, component: str | None, dir_: str | None) -> None:
     """Make an app's live server fail its health check (503 on /healthz).
 
     \b
@@ -247,7 +248,7 @@ def app_unhealthy(app: AppContext, app_name: str, component: str | None, dir_: s
 @click.argument("action", type=click.Choice(faults.SpacesReplication.ACTIONS))
 @dir_option
 @click.pass_obj
-def spaces_replication(app: AppContext, action: str, dir_: str | None) -> None:
+def spaces_replication(app: Cli, action: str, dir_: str | None) -> None:
     """Pause or resume replication from learnhub-media to learnhub-media-ams3.
 
     \b
@@ -261,7 +262,7 @@ def spaces_replication(app: AppContext, action: str, dir_: str | None) -> None:
 @fault.command("clear")
 @dir_option
 @click.pass_obj
-def clear(app: AppContext, dir_: str | None) -> None:
+def clear(app: Cli, dir_: str | None) -> None:
     """Remove every fault (a killed database server stays stopped).
 
     \b
@@ -274,7 +275,7 @@ def clear(app: AppContext, dir_: str | None) -> None:
 class _progress:
     """A spinner on stderr when it is a terminal; silent otherwise."""
 
-    def __init__(self, app: AppContext, text: str) -> None:
+    def __init__(self, app: Cli, text: str) -> None:
         self.text = text
         self.status: Any = None
         self.enabled = sys.stderr.isatty()

@@ -146,3 +146,24 @@ def _audit_tables(log: Any) -> list[TableSection]:
 
 
 AUDIT = View(("time", "action", "outcome", "target", "api_host", "sandbox", "account", "user"), _audit_tables)
+
+
+# -- sandbox status ------------------------------------------------------------------------------------------
+
+
+def _fault_detail(f: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in f.items() if k not in ("kind", "id") and v not in (None, ""))
+
+
+def _sandbox_tables(st: Any) -> list[TableSection]:
+    rows = [[c.name, c.kind, c.region or "-", c.pid, c.port, "ok" if c.healthy else "DOWN"] for c in st.components]
+    sections = [TableSection(columns=["name", "kind", "region", "pid", "port", "health"], rows=rows,
+                             title=f"sandbox {st.dir}: {'running' if st.running else 'not running'}",
+                             styles={"ok": "green", "DOWN": "bold red"})]
+    if st.faults:
+        sections.append(TableSection(columns=["fault", "detail"], title="active faults",
+                                     rows=[[f.get("kind"), _fault_detail(f)] for f in st.faults]))
+    return sections
+
+
+SANDBOX_STATUS = View(("name", "kind", "region", "pid", "port", "health", "fault", "detail"), _sandbox_tables)

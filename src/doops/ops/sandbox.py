@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from doops.errors import UnknownStateError, UsageError
-from doops.output import TableSection
 from doops.sandbox import control
 from doops.sandbox.faults_spec import FaultSpec
 
@@ -46,23 +45,6 @@ class SandboxStatus:
     api_url: str | None
     components: list[Component]
     faults: list[dict[str, Any]]
-
-    TABLE_COLUMNS: ClassVar[tuple[str, ...]] = ("name", "kind", "region", "pid", "port", "health", "fault", "detail")
-
-    def table_sections(self) -> list[TableSection]:
-        rows = [[c.name, c.kind, c.region or "-", c.pid, c.port, "ok" if c.healthy else "DOWN"]
-                for c in self.components]
-        sections = [TableSection(columns=["name", "kind", "region", "pid", "port", "health"], rows=rows,
-                                 title=f"sandbox {self.dir}: {'running' if self.running else 'not running'}",
-                                 styles={"ok": "green", "DOWN": "bold red"})]
-        if self.faults:
-            sections.append(TableSection(columns=["fault", "detail"], title="active faults",
-                                         rows=[[f.get("kind"), _fault_detail(f)] for f in self.faults]))
-        return sections
-
-
-def _fault_detail(f: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in f.items() if k not in ("kind", "id") and v not in (None, ""))
 
 
 @dataclass
