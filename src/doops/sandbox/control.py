@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from doops.errors import OperationFailed, UnknownStateError, UsageError
+from doops.ops import seam
 from doops.sandbox.pidfiles import (
     PG_DIR,
     SUPERVISOR_PID_FILE,
@@ -116,11 +117,12 @@ def spawn(d: Path, scenario: str | None, latency_ms: int | None, ttl: float, tim
             cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh, start_new_session=True, close_fds=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready_state() -> dict[str, Any] | None:
+        """The state once ready; the side exits (it failed, or exited) raise at once."""
         state = read_state(d)
         if state and state.get("ready"):
-            return Spawned(state, False, time.monotonic() - started)
+            return state
         if state and state.get("error"):
             _reap(proc)
             raise OperationFailed(f"sandbox failed to start: {state['error']}", hint=f"see {d / LOG_FILE}")
@@ -129,7 +131,12 @@ def spawn(d: Path, scenario: str | None, latency_ms: int | None, ttl: float, tim
                 f"sandbox supervisor exited with code {proc.returncode} before it was ready: {log_tail(d)}",
                 hint=f"see {d / LOG_FILE}",
             )
-        time.sleep(0.05)
+        return None
+
+    waited = seam.wait_until(ready_state, timeout=timeout, clock=seam.SystemClock(), interval=0.05,
+                             max_interval=0.05, backoff=1.0)
+    if waited.value is not None:
+        return Spawned(waited.value, False, time.monotonic() - started)
     stop(d, grace=10)
     raise UnknownStateError(f"sandbox not ready after {timeout:.0f}s; stopped it", hint=f"see {d / LOG_FILE}")
 

@@ -52,6 +52,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from doops.ops import seam
 from doops.sandbox.pg_util import (
     PgNotFoundError,
     RunAs,
@@ -741,10 +742,10 @@ class PgFleet:
         for srv in running:
             with contextlib.suppress(ProcessLookupError):
                 procs[srv.name].send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 10
+        # Up to 10 s for all of them together, polled as Popen.wait polls (1 ms doubling to 50 ms).
+        seam.wait_until(lambda: all(procs[s.name].poll() is not None for s in running), timeout=10,
+                        clock=seam.SystemClock(), interval=0.001, max_interval=0.05, backoff=2.0)
         for srv in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                procs[srv.name].wait(max(0.1, deadline - time.monotonic()))
             self._stop_proc(srv, signal.SIGKILL if procs[srv.name].poll() is None else signal.SIGINT)
             srv.state = "stopped"
         kill_postmasters(self.base_dir)

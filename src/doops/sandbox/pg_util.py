@@ -20,13 +20,14 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from doops.ops import seam
 
 log = logging.getLogger(__name__)
 
@@ -295,14 +296,15 @@ def read_postmaster_status(data_dir: Path) -> tuple[int, str] | None:
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
-    """Poll `pred` until true or raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """Poll `pred` every `interval` s until true or raise TimeoutError naming `what`.
+
+    A thin adapter on doops's one wait loop (:func:`doops.ops.seam.wait_until`), for the fleet's callers that
+    want an exception rather than a ``Waited``.
+    """
+    waited = seam.wait_until(pred, timeout=timeout, clock=seam.SystemClock(), interval=interval,
+                             max_interval=interval, backoff=1.0)
+    if not waited.done:
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _is_our_postmaster(proc: psutil.Process, data_dir: str) -> bool:
@@ -317,9 +319,10 @@ def _is_our_postmaster(proc: psutil.Process, data_dir: str) -> bool:
 
 def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Wait until processes exit; zombies count as gone (an orphan's reaper may be slow or absent)."""
-    deadline = time.monotonic() + timeout
     alive = list(procs)
-    while alive:
+
+    def all_gone() -> bool:
+        nonlocal alive
         still = []
         for p in alive:
             try:
@@ -331,9 +334,10 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
             except psutil.Error:
                 continue
         alive = still
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+        return not alive
+
+    seam.wait_until(all_gone, timeout=timeout, clock=seam.SystemClock(), interval=0.02, max_interval=0.02,
+                    backoff=1.0)
     return alive
 
 

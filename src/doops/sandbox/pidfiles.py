@@ -21,10 +21,11 @@ import json
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from doops.ops import seam
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _wait_for(gone: Callable[[], bool], grace: float) -> None:
+    """Up to ``grace`` s for a signalled process to go, checked every 50 ms (doops's one wait loop)."""
+    seam.wait_until(gone, timeout=grace, clock=seam.SystemClock(), interval=0.05, max_interval=0.05, backoff=1.0)
+
+
 def stop(pid: int, is_ours: Callable[[], bool], grace: float) -> bool:
     """SIGTERM the process while it is ours, wait up to ``grace`` s for it to go, then SIGKILL.
 
@@ -112,9 +118,7 @@ def stop(pid: int, is_ours: Callable[[], bool], grace: float) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and is_ours():
-        time.sleep(0.05)
+    _wait_for(lambda: not is_ours(), grace)
     if is_ours():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -167,9 +171,7 @@ def stop_supervisor(d: Path, grace: float) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
+    _wait_for(lambda: not pid_alive(pid), grace)
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)

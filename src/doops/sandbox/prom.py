@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
+from doops.ops import seam
 from doops.sandbox import pidfiles
 
 log = logging.getLogger(__name__)
@@ -177,18 +178,22 @@ class PrometheusRunner:
         raise RuntimeError(f"prometheus did not become ready: {last_error}")
 
     def _wait_ready(self) -> tuple[bool, str]:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.ready_timeout
+        """(ready, why not): polls /-/ready every 0.1 s, and stops early when the process exits."""
+        proc = self._proc
+        assert proc is not None
         with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self._proc.poll() is not None:
-                    return False, f"exited with {self._proc.returncode}: {self._log_tail()}"
-                try:
-                    if client.get(f"{self.url}/-/ready").status_code == 200:
-                        return True, ""
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+
+            def ready_or_exited() -> str | None:
+                if proc.poll() is not None:
+                    return "exited"
+                return "ready" if client.get(f"{self.url}/-/ready").status_code == 200 else None
+
+            waited = seam.wait_until(ready_or_exited, timeout=self.ready_timeout, clock=seam.SystemClock(),
+                                     interval=0.1, max_interval=0.1, backoff=1.0, errors=(httpx.HTTPError,))
+        if waited.value == "ready":
+            return True, ""
+        if waited.value == "exited":
+            return False, f"exited with {proc.returncode}: {self._log_tail()}"
         return False, f"timeout after {self.ready_timeout}s: {self._log_tail()}"
 
     def _log_tail(self, n: int = 2000) -> str:

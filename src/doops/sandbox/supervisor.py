@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from doops.ops import seam
 from doops.sandbox import faults_spec, pidfiles
 from doops.sandbox.control import CONFIG_FILE, ENV_FILE, STATE_FILE
 from doops.sandbox.loopback import LoopbackServer
@@ -220,16 +221,17 @@ class Supervisor:
         """Ready means scraped: wait until Prometheus reports every app target up."""
         if self.prom is None:
             return
-        jobs = set(self.apps.scrape_targets())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                up = {t["labels"]["job"] for t in self.prom.active_targets() if t.get("health") == "up"}
-            except Exception:  # not answering yet
-                up = set()
-            if jobs <= up:
-                return
-            time.sleep(0.1)
+        prom, jobs = self.prom, set(self.apps.scrape_targets())
+
+        def all_up() -> bool:
+            if not jobs:  # nothing to scrape: ready whether or not Prometheus answers yet
+                return True
+            return jobs <= {t["labels"]["job"] for t in prom.active_targets() if t.get("health") == "up"}
+
+        # Any error means "not answering yet".
+        if seam.wait_until(all_up, timeout=timeout, clock=seam.SystemClock(), interval=0.1, max_interval=0.1,
+                           backoff=1.0, errors=(Exception,)).done:
+            return
         self.notes.append("prometheus has not scraped every app yet")
         log.warning(self.notes[-1])
 

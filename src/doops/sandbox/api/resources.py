@@ -25,6 +25,7 @@ from doops.sandbox.api.backends import (
 from doops.sandbox.api.errors import ApiError
 from doops.sandbox.api.faults import Faults
 from doops.sandbox.api.scenario import Durations, Scenario
+from doops.times import parse_rfc3339
 
 _NS = uuid.UUID("6f1c1a9e-2b7d-4c55-9a55-1e4b7c1d0d00")
 PITR_DAYS = 7
@@ -59,12 +60,9 @@ def iso(ts: float) -> str:
 
 
 def parse_time(value: str) -> datetime:
-    """Parse an RFC 3339 / ISO 8601 time (``Z`` or offset; naive means UTC)."""
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if " " in text and "T" not in text:
-        text = text.replace(" ", "T", 1)
-    dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    """An RFC 3339 time from a request (``Z`` or offset; naive means UTC): doops's one parser,
+    :func:`doops.times.parse_rfc3339`, so the twin accepts exactly what the client sends. ValueError on bad input."""
+    return parse_rfc3339(value)
 
 
 def synthetic_secret(seed: str, prefix: str = "AVNS_") -> str:
