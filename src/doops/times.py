@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,3 +26,22 @@ def parse_or_none(value: Any) -> datetime | None:
         return parse_rfc3339(value)
     except ValueError:
         return None
+
+
+_RELATIVE = re.compile(r"^\s*(?:-\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)|(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s+ago)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_point_in_time(text: str, now: datetime) -> datetime:
+    """An RFC 3339 time, or one relative to ``now``: ``-15m``, ``2h ago``. ValueError names the forms."""
+    from datetime import timedelta
+
+    m = _RELATIVE.match(text or "")
+    if m:
+        amount, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        return now - timedelta(seconds=float(amount) * _UNITS[unit])
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an RFC 3339 time (2026-11-26T14:01:00Z) nor relative "
+                         "(-15m, 2h ago)") from None

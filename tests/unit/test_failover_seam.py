@@ -41,6 +41,9 @@ class FakeDo:
     def account(self) -> Account:
         return Account("acc-uuid", "sre@example.com", "active")
 
+    def database_ca(self, cid: str) -> str:
+        return ""  # no CA: sslmode auto falls back to require
+
     def list_database_clusters(self) -> list[DatabaseCluster]:
         out = [cluster("c-1", "learnhub-db", "nyc3")]
         if self.promoted_at is not None:

@@ -21,6 +21,7 @@ from doops.errors import DoopsError, ExitCode
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": ("doops.cli.audit", "audit", "Read the audit journal: who did what, where, with what outcome."),
     "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
+    "db": ("doops.cli.db", "db", "Point-in-time recovery into a new cluster, verified, with RTO and RPO."),
     "failover": ("doops.cli.failover", "failover", "Promote a database read replica, verified, with measured RTO."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
     "status": ("doops.cli.status", "status", "Health of every platform component (Nagios exit codes)."),

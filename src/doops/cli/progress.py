@@ -23,7 +23,7 @@ class StderrSink:
     def __init__(self, color: bool) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, no_color=not color, highlight=False)
+        self.console = Console(stderr=True, no_color=not color, highlight=False, soft_wrap=True)
 
     def __call__(self, event: Event) -> None:
         from rich.markup import escape

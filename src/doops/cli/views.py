@@ -167,3 +167,72 @@ def _sandbox_tables(st: Any) -> list[TableSection]:
 
 
 SANDBOX_STATUS = View(("name", "kind", "region", "pid", "port", "health", "fault", "detail"), _sandbox_tables)
+
+
+# -- db pitr / db backups ------------------------------------------------------------------------------------
+
+
+def both_zones(t: datetime | None) -> str | None:
+    """A time in UTC and in this machine's local zone: the SRE reads the second, the API gets the first."""
+    if t is None:
+        return None
+    local = t.astimezone()
+    return f"{stamp(t)} (local {local:%Y-%m-%d %H:%M:%S %Z})"
+
+
+def _pitr_tables(r: Any) -> list[TableSection]:
+    sections = []
+    if r.prechecks:
+        sections.append(TableSection(
+            title=f"pre-checks: restore {r.source}", columns=["check", "ok", "value", "detail"],
+            rows=[[p.name, _precheck_mark(p), p.value, p.detail] for p in r.prechecks],
+            styles={"ok": "green", "FAIL": "bold red", "no (info)": "yellow"}))
+    if r.plan is not None:
+        p = r.plan
+        cost = f"{p.monthly_usd:.2f} USD a month while it runs" if p.monthly_usd is not None else "unknown"
+        sections.append(TableSection(title="plan", columns=["field", "value"], rows=[
+            ["source", p.source], ["point in time", both_zones(p.point_in_time)], ["new cluster", p.name],
+            ["size", f"{p.size} x{p.nodes}"], ["region", p.region], ["engine", f"{p.engine} {p.version}"],
+            ["cost", cost]]))
+    rows: list[list[Any]] = [["outcome", r.outcome.value]]
+    if not r.dry_run:
+        t = r.timings
+        rows += [["requested", stamp(t.requested)], ["online", stamp(t.online)], ["verified", stamp(t.verified)],
+                 ["restore time", f"{r.restore_seconds:.1f}s" if r.restore_seconds is not None else "unknown"],
+                 ["RTO target", f"{r.rto_target_seconds:.0f}s"],
+                 ["restore point", stamp(r.restore_point)],
+                 ["RPO", f"{r.rpo_seconds:.1f}s" if r.rpo_seconds is not None else "unknown"],
+                 ["RPO target", f"{r.rpo_target_seconds:.0f}s"],
+                 ["met", "-" if r.met is None else ("yes" if r.met else "NO")]]
+        if r.new_cluster is not None:
+            rows.append(["new cluster", f"{r.new_cluster.name} {r.new_cluster.host}:{r.new_cluster.port}"])
+        if r.connection:
+            rows.append(["connection", r.connection])
+        rows.append(["cleaned up", "yes" if r.cleaned_up else "no"])
+    sections.append(TableSection(title="result", columns=["field", "value"], rows=rows,
+                                 styles={"NO": "bold red", "yes": "green"}))
+    if r.verification:
+        sections.append(TableSection(title="verification", columns=["check", "ok", "value"],
+                                     rows=[[v.sql, "ok" if v.ok else "FAIL", v.result] for v in r.verification],
+                                     styles={"ok": "green", "FAIL": "bold red"}))
+    if r.next_steps:
+        sections.append(TableSection(title="next steps", columns=["step"], rows=[[s] for s in r.next_steps]))
+    return sections
+
+
+PITR = View(("check", "ok", "value", "detail", "field", "step"), _pitr_tables)
+
+
+def _backups_tables(b: Any) -> list[TableSection]:
+    w = b.window
+    return [
+        TableSection(title=f"restore window of {b.cluster} (backups kept {b.retention_days} days)",
+                     columns=["field", "value"],
+                     rows=[["oldest point", both_zones(w.oldest) or "none: no backup yet"],
+                           ["latest point", both_zones(w.latest)], ["backups", len(w.backups)],
+                           ["cluster created", stamp(b.created_at)]]),
+        TableSection(title="backups", columns=["backup"], rows=[[stamp(t)] for t in w.backups]),
+    ]
+
+
+BACKUPS = View(("field", "value", "backup"), _backups_tables)
