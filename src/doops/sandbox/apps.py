@@ -1,9 +1,17 @@
 """App Platform twin: one real HTTP server per app (its live URL) with health toggles and /metrics.
 
 Why: `doops` checks that live URLs answer, that health endpoints pass and that Prometheus scrapes the
-services; drills flip components unhealthy. Endpoints:
-- ``/`` 200 text; ``/healthz`` 200 ``{"status":"ok"}`` or 503 ``{"status":"unhealthy","unhealthy":[...]}``;
-  ``/healthz/<component>`` the same for one component;
+services; Uptime checks probe the live URL; drills flip components unhealthy. One server plays both the app's
+ingress (its live URL) and its components' containers. Endpoints:
+- ``/healthz`` 200 ``{"status":"ok"}`` or 503 ``{"status":"unhealthy","unhealthy":[...]}``;
+  ``/healthz/<component>`` the same for one component (doops' default health path);
+- each component's health check path (the app spec's ``health_check.http_path``, ``/health`` by default),
+  as App Platform and a load balancer probe an instance: the health of the components that declare it;
+- the ingress: a path under a component's route (``/api/...``) goes to that component with the route prefix
+  stripped (App Platform's default), so ``/api/health`` is the ``api`` component's ``/health``. A component
+  answers 503 on every path while it is unhealthy (no ready instance); its health path answers its health, its
+  ``/`` 200, any other path 404;
+- ``/`` when no component is routed there: 200 text while every component is healthy, else 503;
 - ``/metrics`` Prometheus text format 0.0.4: ``http_requests_total`` (counter),
   ``http_request_duration_seconds`` (histogram), ``learnhub_component_up`` /
   ``learnhub_component_replicas`` (gauges per component),
@@ -18,17 +26,68 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from doops.sandbox.loopback import LoopbackServer
+from doops.sandbox.loopback import KeepAliveHandler, LoopbackServer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_APPS: dict[str, list[str]] = {"learnhub-api": ["api", "ws"], "learnhub-web": ["web"]}
+DEFAULT_HEALTH_PATH = "/health"  # App Platform's health check path when the spec names none
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component as the live server plays it: where the ingress routes it and what its health check asks.
+
+    ``route`` is the ingress path prefix (``/api``; ``/`` for the root); ``health_path`` the path App Platform
+    and load balancers probe on the instance (None: no health check, as for static sites and workers).
+    """
+
+    name: str
+    route: str | None = None
+    health_path: str | None = DEFAULT_HEALTH_PATH
+
+    @classmethod
+    def named(cls, name: str) -> Component:
+        """A component known only by name: routed at ``/<name>``, health checked on ``/health``."""
+        return cls(name, "/" + name, DEFAULT_HEALTH_PATH)
+
+
+def components_from_spec(spec: Mapping[str, Any]) -> list[Component]:
+    """The components of a scenario's app entry (``services`` with ``route`` and ``health_path``,
+    ``static_sites`` with ``route``, ``workers``), as :func:`doops.sandbox.api.state_build` puts them in the
+    app spec: a service's route defaults to ``/<name>`` and its health path to ``/health``."""
+    out = [Component(s["name"], s.get("route", "/" + s["name"]), s.get("health_path", DEFAULT_HEALTH_PATH))
+           for s in spec.get("services") or []]
+    out += [Component(s["name"], s.get("route", "/" + s["name"]), None) for s in spec.get("static_sites") or []]
+    out += [Component(s["name"], None, None) for s in spec.get("workers") or []]
+    return out
+
+
+# The default scenario's apps (default_scenario.yaml), as the supervisor and tests start them.
+DEFAULT_APPS: dict[str, list[Component]] = {
+    "learnhub-api": [Component("api", "/api"), Component("ws", "/ws")],
+    "learnhub-web": [Component("web", "/", None)],
+}
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-_KNOWN_PATHS = ("/", "/healthz", "/metrics")
+_JSON = "application/json"
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _under(path: str, route: str) -> str | None:
+    """The path a component sees for ``path`` under its ``route`` (prefix stripped), or None if not under it."""
+    prefix = route.rstrip("/")
+    if not prefix:
+        return path
+    if path == prefix:
+        return "/"
+    if path.startswith(prefix + "/"):
+        return path[len(prefix):]
+    return None
 
 
 def _esc(value: str) -> str:
@@ -43,7 +102,7 @@ class _Server(ThreadingHTTPServer):
     app: AppServer
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(KeepAliveHandler):
     server: _Server
     server_version = "doops-app-twin"
 
@@ -55,14 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         t0 = time.perf_counter()
+        self.drain_body()
         path = urlsplit(self.path).path
         status, ctype, body = self.server.app.respond(path)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+        self.reply(status, {"Content-Type": ctype}, body, head=head)
         self.server.app.observe(self.command, path, status, time.perf_counter() - t0)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -72,11 +127,20 @@ class _Handler(BaseHTTPRequestHandler):
 class AppServer:
     """One app's live URL on 127.0.0.1 with per-component health and Prometheus metrics."""
 
-    def __init__(self, name: str, components: list[str], replicas: dict[str, int] | None = None) -> None:
+    def __init__(self, name: str, components: Sequence[str | Component],
+                 replicas: dict[str, int] | None = None) -> None:
         if not components:
             raise ValueError("an app needs at least one component")
         self.name = name
-        self.components = list(components)
+        self.layout = [c if isinstance(c, Component) else Component.named(c) for c in components]
+        self.components = [c.name for c in self.layout]
+        if len(set(self.components)) != len(self.components):
+            raise ValueError(f"app {name} names a component twice: {self.components}")
+        # longest route first, so /api/v2 wins over /api and / comes last
+        self._routes = sorted((c for c in self.layout if c.route is not None),
+                              key=lambda c: len(str(c.route).rstrip("/")), reverse=True)
+        self._health_paths = {c.health_path for c in self.layout if c.health_path}
+        self._known_paths = {"/", "/healthz", "/metrics", *self._health_paths, *self.health_urls().values()}
         self._lock = threading.Lock()
         self._healthy = dict.fromkeys(self.components, True)
         self._replicas = {c: (replicas or {}).get(c, 1) for c in self.components}
@@ -148,28 +212,61 @@ class AppServer:
         with self._lock:
             return dict(self._replicas)
 
+    def health_urls(self) -> dict[str, str]:
+        """{component: path on the live URL that reaches its health check through the ingress}."""
+        out: dict[str, str] = {}
+        for c in self.layout:
+            if c.route is not None and c.health_path:
+                out[c.name] = str(c.route).rstrip("/") + c.health_path
+        return out
+
+    @staticmethod
+    def _health(health: Mapping[str, bool]) -> tuple[int, str, bytes]:
+        bad = sorted(c for c, ok in health.items() if not ok)
+        if not bad:
+            return 200, _JSON, b'{"status":"ok"}'
+        return 503, _JSON, json.dumps({"status": "unhealthy", "unhealthy": bad}).encode()
+
+    def _route(self, path: str) -> tuple[Component, str] | None:
+        for c in self._routes:
+            sub = _under(path, str(c.route))
+            if sub is not None:
+                return c, sub
+        return None
+
     def respond(self, path: str) -> tuple[int, str, bytes]:
-        """Route one request: (status, content type, body)."""
-        if path == "/":
-            return 200, "text/plain; charset=utf-8", f"{self.name}: ok\n".encode()
+        """Route one request: (status, content type, body). See the module docstring for the order."""
         if path == "/metrics":
             return 200, "text/plain; version=0.0.4; charset=utf-8", self.render_metrics().encode()
+        health = self.component_health()
         if path == "/healthz" or path.startswith("/healthz/"):
-            health = self.component_health()
             wanted = path[len("/healthz/"):] if path.startswith("/healthz/") else None
             if wanted is not None:
                 if wanted not in health:
-                    return 404, "application/json", b'{"status":"unknown component"}'
+                    return 404, _JSON, b'{"status":"unknown component"}'
                 health = {wanted: health[wanted]}
-            bad = sorted(c for c, ok in health.items() if not ok)
-            if not bad:
-                return 200, "application/json", b'{"status":"ok"}'
-            return 503, "application/json", json.dumps({"status": "unhealthy", "unhealthy": bad}).encode()
-        return 404, "text/plain; charset=utf-8", b"not found\n"
+            return self._health(health)
+        if path in self._health_paths:  # an instance's health check (App Platform, a load balancer)
+            return self._health({c.name: health[c.name] for c in self.layout if c.health_path == path})
+        routed = self._route(path)
+        if routed is not None:
+            comp, sub = routed
+            if comp.health_path and sub == comp.health_path:
+                return self._health({comp.name: health[comp.name]})
+            if not health[comp.name]:
+                return 503, _TEXT, f"{self.name}/{comp.name}: no healthy instance\n".encode()
+            if sub == "/":
+                return 200, _TEXT, f"{self.name}/{comp.name}: ok\n".encode()
+            return 404, _TEXT, b"not found\n"
+        if path == "/":
+            if all(health.values()):
+                return 200, _TEXT, f"{self.name}: ok\n".encode()
+            return self._health(health)
+        return 404, _TEXT, b"not found\n"
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
         """Count a request and its duration."""
-        label = path if path in _KNOWN_PATHS or path.startswith("/healthz/") else "other"
+        label = path if path in self._known_paths or path.startswith("/healthz/") else "other"
         with self._lock:
             self._requests[(method, label, str(status))] += 1
             h = self._hist.setdefault(label, [0.0] * (len(BUCKETS) + 2))
@@ -213,19 +310,33 @@ class AppServer:
         return "\n".join(out) + "\n"
 
 
+def _layout(app: str, components: Iterable[str | Component]) -> list[str | Component]:
+    given = list(components)
+    known = {c.name: c for c in DEFAULT_APPS.get(app, [])}
+    if all(isinstance(c, str) for c in given) and set(map(str, given)) == set(known):
+        return [known[str(c)] for c in given]
+    return given
+
+
 class AppFleet:
     """Several AppServers (the default scenario's apps); one place to start, find and stop them."""
 
     def __init__(self) -> None:
         self.apps: dict[str, AppServer] = {}
 
-    def add(self, name: str, components: list[str], replicas: dict[str, int] | None = None) -> AppServer:
-        """Create and start an app server."""
+    def add(self, name: str, components: Sequence[str | Component],
+            replicas: dict[str, int] | None = None) -> AppServer:
+        """Create and start an app server. Components given by name only take the default scenario's layout
+        when the app is one of its apps with those components (else ``Component.named``)."""
         if name in self.apps:
             raise ValueError(f"app {name} already running")
-        server = AppServer(name, components, replicas).start()
+        server = AppServer(name, _layout(name, components), replicas).start()
         self.apps[name] = server
         return server
+
+    def add_spec(self, spec: Mapping[str, Any]) -> AppServer:
+        """Create and start the server of a scenario's app entry, with its routes and health paths."""
+        return self.add(str(spec["name"]), components_from_spec(spec) or [Component("web", "/", None)])
 
     def start_default(self) -> AppFleet:
         """Start the default scenario's apps (learnhub-api: api, ws; learnhub-web: web)."""

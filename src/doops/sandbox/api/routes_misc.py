@@ -198,10 +198,72 @@ def _domain(ctx: Context) -> dict[str, Any]:
     return d
 
 
+# SOA timers DigitalOcean writes (refresh, retry, expire; the minimum is the domain's TTL) and its name servers.
+SOA_TIMERS = (10800, 3600, 604800)
+_NAME_TYPES = frozenset({"CNAME", "NS", "MX", "SRV", "PTR"})
+
+
+def _fqdn(name: str, origin: str) -> str:
+    """An owner name as the zone writes it: ``@`` is the origin, a relative name gets the origin appended."""
+    if name in ("@", ""):
+        return origin + "."
+    if name.endswith("."):
+        return name
+    return f"{name}.{origin}."
+
+
+def _target(data: str, origin: str) -> str:
+    """A host name a record points at: ``@`` is the origin; DigitalOcean's data (``ns1.digitalocean.com``)
+    is fully qualified without the final dot, so a name with a dot gets one; a bare label stays relative."""
+    if data in ("@", ""):
+        return origin + "."
+    if data.endswith(".") or "." not in data:
+        return data
+    return data + "."
+
+
+def _txt(data: str) -> str:
+    """TXT data as quoted strings of at most 255 characters each (as a zone file needs them)."""
+    if data.startswith('"') and data.endswith('"') and len(data) > 1:
+        return data
+    chunks = [data[i:i + 255] for i in range(0, max(len(data), 1), 255)]
+    return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
+
+
+def _rdata(r: dict[str, Any], origin: str) -> str:
+    rtype, data = str(r["type"]).upper(), str(r["data"])
+    if rtype == "TXT":
+        return _txt(data)
+    if rtype == "MX":
+        return f"{r.get('priority') or 0} {_target(data, origin)}"
+    if rtype == "SRV":
+        return f"{r.get('priority') or 0} {r.get('weight') or 0} {r.get('port') or 0} {_target(data, origin)}"
+    if rtype == "CAA":
+        return f"{r.get('flags') or 0} {r.get('tag') or 'issue'} {_txt(data)}"
+    if rtype in _NAME_TYPES:
+        return _target(data, origin)
+    return data
+
+
+def zone_file(d: dict[str, Any]) -> str:
+    """The domain as an RFC 1035 zone file, in DigitalOcean's layout: ``$ORIGIN``, ``$TTL``, the SOA (primary
+    name server, ``hostmaster.<domain>``, serial, refresh, retry, expire, minimum), then every record with fully
+    qualified names. The SOA is written from the domain, not from the records list's ``SOA`` entry (whose data,
+    as on DigitalOcean, is only its TTL)."""
+    origin = str(d["name"]).rstrip(".")
+    ns = [r for r in d["records"] if str(r["type"]).upper() == "NS" and r["name"] in ("@", "")]
+    mname = _target(str(ns[0]["data"]), origin) if ns else "ns1.digitalocean.com."
+    refresh, retry, expire = SOA_TIMERS
+    lines = [f"$ORIGIN {origin}.", f"$TTL {d['ttl']}",
+             f"{origin}. IN SOA {mname} hostmaster.{origin}. {d.get('serial', 1)} {refresh} {retry} {expire} "
+             f"{d['ttl']}"]
+    lines += [f"{_fqdn(str(r['name']), origin)} {r['ttl']} IN {str(r['type']).upper()} {_rdata(r, origin)}"
+              for r in d["records"] if str(r["type"]).upper() != "SOA"]
+    return "\n".join(lines) + "\n"
+
+
 def _domain_json(d: dict[str, Any]) -> dict[str, Any]:
-    lines = [f"$ORIGIN {d['name']}.", f"$TTL {d['ttl']}"]
-    lines += [f"{r['name']} {r['ttl']} IN {r['type']} {r['data']}" for r in d["records"]]
-    return {"name": d["name"], "ttl": d["ttl"], "zone_file": "\n".join(lines) + "\n"}
+    return {"name": d["name"], "ttl": d["ttl"], "zone_file": zone_file(d)}
 
 
 def domains(ctx: Context) -> Response:

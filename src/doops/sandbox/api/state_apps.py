@@ -12,6 +12,8 @@ from typing import Any
 from doops.sandbox.api.errors import ApiError
 from doops.sandbox.api.resources import APP_REGIONS, App, Deployment, Store, iso
 
+STEP_NAMES = ("initialize", "build", "deploy")  # one per phase before ACTIVE
+
 
 class AppPlatform:
     """Apps, their deployments and their health, on a world's store."""
@@ -55,25 +57,62 @@ class AppPlatform:
                 return d
         raise ApiError.not_found()
 
+    def finished_at(self, dep: Deployment) -> float | None:
+        """When the deployment became ACTIVE (None if it has not, or never will)."""
+        if dep.fixed_phase is not None:
+            return None
+        return dep.created_at + 3 * self.store.durations.deployment_phase
+
+    def _superseded_at(self, app: App, dep: Deployment) -> float | None:
+        """When a newer deployment became ACTIVE over this one."""
+        now = self.store.clock()
+        times = [t for d in app.deployments
+                 if d.created_at > dep.created_at and (t := self.finished_at(d)) is not None and t <= now]
+        return min(times) if times else None
+
+    def _steps(self, dep: Deployment, phase: str) -> list[dict[str, Any]]:
+        """The progress steps, each with the times it started and ended: initialize while PENDING_BUILD, build
+        while BUILDING, deploy while DEPLOYING. An ERROR deployment failed in its build; a CANCELED one stopped
+        after initialize."""
+        step = self.store.durations.deployment_phase
+        now = self.store.clock()
+        out: list[dict[str, Any]] = []
+        for i, name in enumerate(STEP_NAMES):
+            start, end = dep.created_at + i * step, dep.created_at + (i + 1) * step
+            if phase == "ERROR" and name == "build":
+                out.append({"name": name, "status": "ERROR", "started_at": iso(start), "ended_at": iso(end),
+                            "reason": {"code": "BuildJobFailed", "message": "the build job failed"}})
+                continue
+            if phase in ("ERROR", "CANCELED") and i > 0:
+                out.append({"name": name, "status": "PENDING"})
+            elif now >= end or (phase in ("ERROR", "CANCELED") and i == 0):
+                out.append({"name": name, "status": "SUCCESS", "started_at": iso(start), "ended_at": iso(end)})
+            elif now >= start:
+                out.append({"name": name, "status": "RUNNING", "started_at": iso(start)})
+            else:
+                out.append({"name": name, "status": "PENDING"})
+        return out
+
     def deployment_json(self, app: App, dep: Deployment) -> dict[str, Any]:
         """A deployment as the API shows it."""
         phase = self.deployment_phase(app, dep)
         step = self.store.durations.deployment_phase
-        order = ["PENDING_BUILD", "BUILDING", "DEPLOYING"]
-        done_steps = 3 if phase in ("ACTIVE", "SUPERSEDED") else (order.index(phase) if phase in order else 0)
-        changed = dep.created_at + step * min(done_steps, 3)
+        steps = self._steps(dep, phase)
+        if phase == "SUPERSEDED":
+            changed = self._superseded_at(app, dep) or dep.created_at + 3 * step
+        elif phase in ("ERROR", "CANCELED"):
+            changed = dep.created_at + (2 if phase == "ERROR" else 1) * step
+        else:
+            changed = dep.created_at + step * {"PENDING_BUILD": 0, "BUILDING": 1, "DEPLOYING": 2}.get(phase, 3)
         commit = hashlib.sha1(dep.id.encode()).hexdigest()
+        count = {s: sum(1 for x in steps if x["status"] == s) for s in ("SUCCESS", "ERROR", "PENDING", "RUNNING")}
         out: dict[str, Any] = {
             "id": dep.id, "cause": dep.cause, "phase": phase, "created_at": iso(dep.created_at),
             "updated_at": iso(changed), "phase_last_updated_at": iso(changed), "spec": dep.spec,
             "tier_slug": "basic",
             "progress": {
-                "success_steps": done_steps, "total_steps": 3, "error_steps": 1 if phase == "ERROR" else 0,
-                "pending_steps": 0 if done_steps == 3 else 3 - done_steps - 1,
-                "running_steps": 0 if done_steps == 3 or phase in ("ERROR", "CANCELED") else 1,
-                "steps": [{"name": n, "status": "SUCCESS" if i < done_steps else
-                           ("RUNNING" if i == done_steps else "PENDING")}
-                          for i, n in enumerate(("build", "deploy", "finalize"))],
+                "success_steps": count["SUCCESS"], "total_steps": len(steps), "error_steps": count["ERROR"],
+                "pending_steps": count["PENDING"], "running_steps": count["RUNNING"], "steps": steps,
             },
             "services": [{"name": s["name"], "source_commit_hash": commit} for s in dep.spec.get("services", [])],
             "static_sites": [{"name": s["name"], "source_commit_hash": commit}
@@ -108,6 +147,10 @@ class AppPlatform:
             out["in_progress_deployment"] = self.deployment_json(app, going)
         if app.deployments:
             out["last_deployment_created_at"] = iso(max(d.created_at for d in app.deployments))
+        if active is not None:
+            # Not in the OpenAPI spec, but in the real answer (godo's App.LastDeploymentActiveAt): when the
+            # active deployment became ACTIVE.
+            out["last_deployment_active_at"] = iso(self.finished_at(active) or active.created_at)
         if app.pinned:
             out["pinned_deployment"] = self.deployment_json(app, self.deployment(app, app.pinned))
         return out
