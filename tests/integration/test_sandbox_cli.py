@@ -56,7 +56,8 @@ def test_status_lists_every_process(sandbox: Sandbox) -> None:
     assert res.exit_code == 0, res.stderr
     names = {c["name"] for c in res.json["components"]}
     assert {"api-twin", "postgres:learnhub-db", "postgres:learnhub-db-ams3", "spaces",
-            "app:learnhub-api", "app:learnhub-web"} <= names
+            "app:learnhub-api", "app:learnhub-web", "pgbouncer:learnhub-db", "cache:learnhub-cache",
+            "db-metrics:learnhub-db"} <= names
     assert all(c["healthy"] for c in res.json["components"])
 
 
@@ -174,15 +175,20 @@ def test_down_after_supervisor_crash_leaves_no_orphan(sandbox_root: Path) -> Non
     import os
     import signal
 
+    from doops.sandbox.pidfiles import pid_alive
+
     sb = start_sandbox(sandbox_root / "crash")
-    pg_ports = [c["port"] for c in control.control(sb.state, "GET", "/status")["components"]
-                if c["name"].startswith("postgres:")]
+    # every child process: PostgreSQL servers, PgBouncer, the cache, Prometheus (the rest are supervisor threads)
+    children = [c for c in control.control(sb.state, "GET", "/status")["components"] if c["pid"] != sb.state["pid"]]
+    kinds = {c["name"].split(":")[0] for c in children}
+    assert {"postgres", "pgbouncer", "cache"} <= kinds, kinds
     os.kill(sb.state["pid"], signal.SIGKILL)  # the twin crashes: its children are orphaned
     res = run_doops(["-o", "json", "sandbox", "down", "--dir", str(sb.dir)])
     assert res.exit_code == 0, res.stderr
     assert res.json["killed_orphans"], "down must find the orphans by their pid files"
     assert _processes_mentioning(str(sb.dir)) == []
-    assert not any(_port_open(p) for p in pg_ports)
+    assert not [c["name"] for c in children if pid_alive(c["pid"])]
+    assert not [c["name"] for c in children if _port_open(c["port"])]
 
 
 def test_down_without_sandbox_is_exit_4(tmp_path: Path) -> None:

@@ -79,12 +79,15 @@ def default_params(world: World) -> dict[str, str]:
         "lb_id": next(iter(world.load_balancers)),
         "domain_name": next(iter(world.domains)),
         "access_key": world.spaces_keys[0]["access_key"],
+        "pool_name": "learnhub-pool",
+        "username": "learnhub_app",
+        "database_name": "learnhub",
     }
 
 
 def _restore_body(world: World, _c: httpx.Client) -> dict[str, Any]:
     target = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))
-    return {"body": {"name": "learnhub-db-restored", "engine": "pg", "version": "16", "region": "nyc3",
+    return {"body": {"name": "learnhub-db-restored", "engine": "pg", "version": "15", "region": "nyc3",
                      "size": "db-s-2vcpu-4gb", "num_nodes": 2,
                      "backup_restore": {"database_name": "learnhub-db", "backup_created_at": target}}}
 
@@ -128,6 +131,16 @@ EXAMPLES: dict[str, Setup | dict[str, Any]] = {
     "PUT /v2/databases/{database_cluster_uuid}/firewall": {
         "body": {"rules": [{"type": "ip_addr", "value": "192.0.2.10"}, {"type": "tag", "value": "backend"}]}},
     "GET /v2/databases/{database_cluster_uuid}/pools": {},
+    "GET /v2/databases/{database_cluster_uuid}/pools/{pool_name}": {},
+    "GET /v2/databases/{database_cluster_uuid}/users": {},
+    "GET /v2/databases/{database_cluster_uuid}/users/{username}": {},
+    "GET /v2/databases/{database_cluster_uuid}/dbs": {},
+    "GET /v2/databases/{database_cluster_uuid}/dbs/{database_name}": {},
+    "GET /v2/databases/{database_cluster_uuid}/config": {},
+    "GET /v2/databases/options": {},
+    "GET /v2/databases/metrics/credentials": {},
+    "PUT /v2/databases/metrics/credentials": {
+        "body": {"credentials": {"basic_auth_username": "scraper", "basic_auth_password": "a-new-secret-pass"}}},
     "GET /v2/databases/{database_cluster_uuid}/events": {},
     "GET /v2/databases/{database_cluster_uuid}/ca": {},
     "GET /v2/databases/{database_cluster_uuid}/eviction_policy": _valkey,

@@ -77,6 +77,13 @@ def test_config_names_prometheus_only_when_it_runs() -> None:
         assert parsed.cdn[0].bucket == "learnhub-media"
 
 
+def test_config_leaves_sslmode_to_the_default_so_doops_verifies_the_server() -> None:
+    """Before: the sandbox config pinned sslmode: require, so doops never checked the server's certificate."""
+    cfg = sandbox_config(_state(None), {"ep1": "learnhub-media.nyc3.digitaloceanspaces.com"})
+    assert "sslmode" not in cfg["databases"]["clusters"][0]
+    assert parse_config(yaml.safe_dump(cfg), "doops.yaml").databases.clusters[0].sslmode == "auto"
+
+
 def test_doops_prometheus_bin_none_runs_without_prometheus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOOPS_PROMETHEUS_BIN", "none")
     assert find_prometheus() is None
@@ -107,9 +114,13 @@ def test_readme_test_command_and_ci_install_system_servers_with_the_script() -> 
 
 def test_install_script_without_root_names_what_is_missing(tmp_path: Path) -> None:
     """With installing off, it changes nothing, exits 0 and names exactly what the sandbox would miss."""
+    from doops.sandbox.cache import find_redis
+    from doops.sandbox.children import ServerNotFoundError
     from doops.sandbox.pg_util import PgNotFoundError, find_pg_bindir
+    from doops.sandbox.pgbouncer import find_pgbouncer
 
-    env = {k: v for k, v in os.environ.items() if k not in ("DOOPS_PROMETHEUS_BIN", "DOOPS_PG_BINDIR")}
+    overrides = ("DOOPS_PROMETHEUS_BIN", "DOOPS_PG_BINDIR", "DOOPS_PGBOUNCER_BIN", "DOOPS_REDIS_BIN")
+    env = {k: v for k, v in os.environ.items() if k not in overrides}
     out = subprocess.run(["bash", str(INSTALL_SCRIPT)], env={**env, "DOOPS_NO_SYSTEM_INSTALL": "1"},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout == ""
@@ -121,7 +132,17 @@ def test_install_script_without_root_names_what_is_missing(tmp_path: Path) -> No
     except PgNotFoundError:
         pg_missing = True
     prom_missing = find_prometheus() is None
+
+    def missing(find: Any) -> bool:
+        try:
+            find()
+        except ServerNotFoundError:
+            return True
+        return False
+
     said = lines[0] if lines else ""
     assert ("postgresql" in said) == pg_missing and ("prometheus" in said) == prom_missing, said
+    assert ("pgbouncer" in said) == missing(find_pgbouncer), said
+    assert ("redis-server" in said) == missing(find_redis), said
     if said:
         assert said.startswith("install-system-deps: missing") and "README" in said

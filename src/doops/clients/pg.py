@@ -224,6 +224,52 @@ def heartbeat_rows_after(target: Target, table: str, before: Any, after_id: int)
     return int(row[0]) if row else 0
 
 
+def prove_write_rolled_back(target: Target) -> None:
+    """A server answers, is not in recovery and takes a write in a transaction that is then rolled back: proof
+    without leaving anything behind (a restored cluster is checked, not changed)."""
+    with connect(target, autocommit=False) as conn:
+        row = conn.execute("select pg_is_in_recovery()").fetchone()
+        if not row or row[0]:
+            conn.rollback()
+            raise UnknownStateError(f"{target.masked()} is in recovery")
+        conn.execute("create temporary table doops_probe (id int)")
+        conn.execute("insert into doops_probe values (1)")
+        back = conn.execute("select count(*) from doops_probe").fetchone()
+        conn.rollback()
+    if not back or back[0] != 1:
+        raise UnknownStateError(f"a write to {target.masked()} did not read back")
+
+
+def newest_heartbeat(target: Target, table: str) -> Any:
+    """The time of the newest heartbeat row a server holds (None when the table is empty)."""
+    from psycopg import sql
+
+    with connect(target) as conn:
+        row = conn.execute(sql.SQL("select max(written_at) from {}").format(_table(table))).fetchone()
+    return row[0] if row else None
+
+
+def check_query(target: Target, query: str) -> tuple[bool, Any]:
+    """An SRE's check: the first column of the first row must be true or non-zero. Run read-only, so a check
+    cannot change the cluster it checks."""
+    import psycopg
+
+    with connect(target, autocommit=False) as conn:
+        try:
+            conn.execute("set transaction read only")
+            cur = conn.execute(query)  # an SRE's own SQL, in a read-only transaction
+            row = cur.fetchone() if cur.description else None
+        except psycopg.Error as exc:
+            conn.rollback()
+            raise UnknownStateError(f"{_first_line(exc)}") from None
+        conn.rollback()
+    if row is None:
+        return False, "no row"
+    value = row[0]
+    ok = bool(value) if isinstance(value, bool | int | float) else value not in (None, "", "0", "f", "false")
+    return ok, value
+
+
 class Databases:
     """The PostgreSQL calls operations make, as one object a platform holds (tests give a fake)."""
 
@@ -234,3 +280,6 @@ class Databases:
     heartbeat_last_id = staticmethod(heartbeat_last_id)
     heartbeat_rows_after = staticmethod(heartbeat_rows_after)
     usage = staticmethod(usage)
+    prove_write_rolled_back = staticmethod(prove_write_rolled_back)
+    newest_heartbeat = staticmethod(newest_heartbeat)
+    check_query = staticmethod(check_query)

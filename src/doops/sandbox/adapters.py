@@ -6,39 +6,88 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from doops.sandbox.api.backends import BackupInfo, ConnectionInfo
+from doops.sandbox.cache import USER as CACHE_USER
+from doops.sandbox.db_metrics import MetricsCredentials
 
 if TYPE_CHECKING:
     from doops.sandbox.apps import AppFleet
+    from doops.sandbox.cache import CacheServer
     from doops.sandbox.cdn import CdnProxy
+    from doops.sandbox.db_metrics import MetricsEndpoints
     from doops.sandbox.pg import PgFleet
+    from doops.sandbox.pgbouncer import PgBouncer
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL setting -> (the API's config name, how the API shows its value)
+PG_CONFIG: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "max_connections": ("max_connections", int),
+    "jit": ("jit", lambda v: v == "on"),
+    "TimeZone": ("timezone", str),
+    "work_mem": ("work_mem", lambda v: max(1, int(v) // 1024)),  # kB -> MB
+    "idle_in_transaction_session_timeout": ("idle_in_transaction_session_timeout", int),
+    "log_min_duration_statement": ("log_min_duration_statement", int),
+}
+
 
 class PgDatabaseBackend:
-    """Managed PostgreSQL answers from the real fleet: connections, promotion, PITR, backups."""
+    """Managed databases answered by the sandbox's real servers: the PostgreSQL fleet (connections, standby,
+    promotion, PITR, backups, users' passwords, version, CA), its PgBouncers (pools), the cache servers and the
+    metrics endpoints.
 
-    def __init__(self, fleet: PgFleet, password: str, database: str = "learnhub") -> None:
+    ``users``: password of each role the sandbox created besides doadmin; every PostgreSQL cluster of the fleet
+    descends from one primary (standbys, promoted replicas, restores), so each holds the same roles.
+    """
+
+    def __init__(self, fleet: PgFleet, password: str, database: str = "learnhub", *,
+                 users: dict[str, str] | None = None, bouncers: dict[str, PgBouncer] | None = None,
+                 caches: dict[str, CacheServer] | None = None, metrics: MetricsEndpoints | None = None,
+                 credentials: MetricsCredentials | None = None) -> None:
         self.fleet = fleet
         self._password = password
         self._database = database
+        self._users = dict(users or {})
+        self._bouncers = dict(bouncers or {})
+        self._caches = dict(caches or {})
+        self._metrics = metrics
+        self._credentials = credentials or (metrics.credentials if metrics else MetricsCredentials())
         self._lock = threading.Lock()
         self._restoring: dict[str, threading.Thread] = {}
+        self._planned: dict[str, ConnectionInfo] = {}
         self._failed: dict[str, str] = {}
+
+    def _conn(self, host: str, port: int) -> ConnectionInfo:
+        return ConnectionInfo(host, port, "doadmin", self._password, self._database, ssl=True)
 
     def _info(self, server_name: str) -> ConnectionInfo | None:
         try:
             srv = self.fleet.get(server_name)
         except KeyError:
             return None
-        return ConnectionInfo(srv.host, srv.port, "doadmin", self._password, self._database, ssl=True)
+        return self._conn(srv.host, srv.port)
+
+    def _runs_pg(self, cluster_name: str) -> bool:
+        """Whether the cluster is one of the fleet's (its primary runs, or a restore of it is under way)."""
+        with self._lock:
+            if cluster_name in self._planned:
+                return True
+        try:
+            self.fleet.primary(cluster_name)
+        except KeyError:
+            return False
+        return True
 
     def connection(self, cluster_name: str, replica_name: str | None = None) -> ConnectionInfo | None:
         if replica_name is not None:
             return self._info(replica_name)
+        cache = self._caches.get(cluster_name)
+        if cache is not None:
+            return ConnectionInfo("127.0.0.1", cache.port, CACHE_USER, cache.password, "", ssl=True)
         with self._lock:
             thread = self._restoring.get(cluster_name)
             if thread is not None and thread.is_alive():
@@ -47,17 +96,20 @@ class PgDatabaseBackend:
             srv = self.fleet.primary(cluster_name)
         except KeyError:
             return self._info(cluster_name)  # a promoted replica is its own cluster
-        return ConnectionInfo(srv.host, srv.port, "doadmin", self._password, self._database, ssl=True)
+        return self._conn(srv.host, srv.port)
 
     def promote(self, cluster_name: str, replica_name: str) -> None:
         self.fleet.promote(replica_name)
 
-    def restore(self, source_cluster_name: str, target_time: dt.datetime | None, new_name: str) -> None:
+    def restore(self, source_cluster_name: str, target_time: dt.datetime | None, new_name: str) -> ConnectionInfo:
+        """Start the restore on a port reserved now: the connection answered at creation is the final one."""
         when = target_time or dt.datetime.now(dt.UTC)
+        port = self.fleet.reserve_port()
+        info = self._conn("127.0.0.1", port)
 
         def run() -> None:
             try:
-                self.fleet.restore_pitr(source_cluster_name, when, new_name)
+                self.fleet.restore_pitr(source_cluster_name, when, new_name, port=port)
             except Exception as exc:  # reported through the cluster status, never lost
                 log.error("restore of %s into %s failed: %s", source_cluster_name, new_name, exc)
                 with self._lock:
@@ -66,7 +118,9 @@ class PgDatabaseBackend:
         thread = threading.Thread(target=run, name=f"restore-{new_name}", daemon=True)
         with self._lock:
             self._restoring[new_name] = thread
+            self._planned[new_name] = info
         thread.start()
+        return info
 
     def list_backups(self, cluster_name: str) -> list[BackupInfo] | None:
         try:
@@ -74,6 +128,70 @@ class PgDatabaseBackend:
         except KeyError:
             return None
         return [BackupInfo(b.created_at, round(b.size_bytes / 1024**3, 6)) for b in backups]
+
+    def standby_connection(self, cluster_name: str) -> ConnectionInfo | None:
+        srv = self.fleet.standby(cluster_name)
+        return self._conn(srv.host, srv.port) if srv is not None else None
+
+    def pool_connection(self, cluster_name: str, pool_name: str) -> ConnectionInfo | None:
+        bouncer = self._bouncers.get(cluster_name)
+        pool = bouncer.pool(pool_name) if bouncer is not None else None
+        if bouncer is None or pool is None:
+            return None
+        bouncer.follow_primary()
+        password = self._password if pool.user == "doadmin" else self._users.get(pool.user)
+        if password is None:
+            return None
+        return ConnectionInfo("127.0.0.1", bouncer.port, pool.user, password, pool.name, ssl=True)
+
+    def user_password(self, cluster_name: str, user: str) -> str | None:
+        if cluster_name in self._caches or not self._runs_pg(cluster_name):
+            return None
+        return self._password if user == "doadmin" else self._users.get(user)
+
+    def engine_version(self, engine: str) -> str | None:
+        if engine == "pg":
+            return str(self.fleet.semver)
+        if engine in ("valkey", "redis") and self._caches:
+            return next(iter(self._caches.values())).version
+        return None
+
+    def ca_certificate(self) -> str | None:
+        return self.fleet.ca.pem
+
+    def metrics_endpoint(self, cluster_name: str) -> tuple[str, int] | None:
+        if self._metrics is None or cluster_name in self._caches:
+            return None
+        endpoint = self._metrics.endpoint(cluster_name)
+        return ("127.0.0.1", endpoint.port) if endpoint is not None else None
+
+    def metrics_credentials(self) -> tuple[str, str]:
+        return self._credentials.get()
+
+    def set_metrics_credentials(self, username: str, password: str) -> None:
+        self._credentials.set(username, password)
+
+    def set_eviction_policy(self, cluster_name: str, policy: str) -> None:
+        cache = self._caches.get(cluster_name)
+        if cache is not None:
+            cache.set_eviction_policy(policy)
+
+    def engine_config(self, cluster_name: str) -> dict[str, Any] | None:
+        cache = self._caches.get(cluster_name)
+        if cache is not None:
+            live = cache.live_policy()
+            prefix = cache.engine
+            if live is None:
+                return None
+            return {f"{prefix}_maxmemory_policy": live if prefix == "valkey" else live.replace("_", "-")}
+        try:
+            srv = self.fleet.primary(cluster_name)
+            with self.fleet.connect_admin(srv.name, "postgres", timeout=2) as conn:
+                rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                                    (list(PG_CONFIG),)).fetchall()
+        except (KeyError, psycopg.Error):
+            return None
+        return {PG_CONFIG[name][0]: PG_CONFIG[name][1](value) for name, value in rows}
 
 
 class ProxyCdnBackend:

@@ -12,9 +12,10 @@ unprivileged server user when running as root)::
     backups/<cluster>/<ts>/        pg_basebackup output (+ <ts>.json metadata)
     logs/<server>.log              server stderr
     pids/<server>.pid              JSON {pid, name, data_dir, socket_dir} (see doops.sandbox.pidfiles)
-    tls/server.{crt,key}           self-signed certificate shared by the fleet
+    tls/server.{crt,key}           the fleet's certificate, signed by the sandbox CA (tls.SandboxCA)
 
-Clients connect over TCP with ``sslmode=require`` and a SCRAM password; the fleet itself (setup, admin
+Clients connect over TCP with TLS (``sslmode=verify-full`` with the CA works: the certificate names
+127.0.0.1 and localhost) and a SCRAM password; the fleet itself (setup, admin
 queries, replication, pg_basebackup) uses a private Unix socket directory (``/tmp/doops-pg-*``, mode 0700,
 owned by the server user) with ``trust``, so no password is ever written to disk or to a conninfo.
 
@@ -60,8 +61,8 @@ from doops.sandbox.pg_util import (
     ensure_traversable,
     find_pg_bindir,
     free_port,
-    make_self_signed_cert,
     pg_major,
+    pg_semver,
     pg_version,
     read_postmaster_status,
     resolve_run_as,
@@ -71,6 +72,7 @@ from doops.sandbox.pg_util import (
     wait_until,
 )
 from doops.sandbox.pidfiles import forget_postmaster, kill_postmasters, record_postmaster
+from doops.sandbox.tls import SandboxCA
 
 __all__ = [
     "Backup",
@@ -170,6 +172,12 @@ def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.astimezone()  # naive means local time, as in Python
 
 
+def _verifier(password: str) -> str:
+    """What ``ALTER ROLE ... PASSWORD`` is given: a SCRAM verifier, so the clear password never reaches the
+    server (an ASCII one; any other is passed as is and hashed by the server)."""
+    return scram_verifier(password) if password.isascii() else password
+
+
 def _slot_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", name.lower())[:63]
 
@@ -183,11 +191,16 @@ def _stop_at_exit(ref: weakref.ref[PgFleet]) -> None:
 class PgFleet:
     """Manage the sandbox PostgreSQL servers under ``base_dir``; see the module docstring."""
 
-    def __init__(self, base_dir: Path, password: str, *, bindir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path, password: str, *, bindir: Path | None = None,
+                 ca: SandboxCA | None = None) -> None:
         self.base_dir = Path(base_dir).resolve()
         self._password = password
+        # One SCRAM verifier per role, computed once: the servers and PgBouncer's auth file hold the same one,
+        # which is what lets PgBouncer log in to the server with the client's own SCRAM proof.
+        self._verifiers: dict[str, str] = {ADMIN_USER: _verifier(password)}
         self.bindir = bindir or find_pg_bindir()
         self.version = pg_version(self.bindir)
+        self.semver = pg_semver(self.version)
         self.major = pg_major(self.version)
         self.run_as: RunAs = resolve_run_as()
         self._lock = threading.RLock()
@@ -213,9 +226,10 @@ class PgFleet:
         self.socket_dir = Path(tempfile.mkdtemp(prefix="doops-pg-"))
         self.socket_dir.chmod(0o700)
         self.run_as.chown(self.socket_dir)
+        self.ca = ca or SandboxCA.create(self.base_dir / "tls", label=self.base_dir.name)
         self.tls_cert = self.base_dir / "tls" / "server.crt"
         self._tls_key = self.base_dir / "tls" / "server.key"
-        make_self_signed_cert(self.tls_cert, self._tls_key)
+        self.ca.issue(self.tls_cert, self._tls_key)
         atexit.register(_stop_at_exit, weakref.ref(self))
         log.info("pg fleet at %s using %s (%s) as %s", self.base_dir, self.bindir, self.version, self.run_as.name)
 
@@ -239,6 +253,24 @@ class PgFleet:
             if cluster not in self._primary:
                 raise KeyError(f"no PostgreSQL cluster named {cluster!r}")
             return self._servers[self._primary[cluster]]
+
+    def standby(self, cluster: str) -> PgServer | None:
+        """A running standby node of `cluster` (not a read replica), if it has one."""
+        with self._lock:
+            return next((s for s in self._servers.values()
+                         if s.cluster == cluster and s.role == "standby" and s.state == "running"), None)
+
+    def verifier(self, user: str) -> str | None:
+        """The SCRAM verifier the servers hold for `user` (for PgBouncer's auth file), if the fleet set it."""
+        with self._lock:
+            return self._verifiers.get(user)
+
+    def reserve_port(self) -> int:
+        """A free port kept for a server started later (a restore's port is known when it is asked for)."""
+        with self._lock:
+            port = free_port(self._ports)
+            self._ports.add(port)
+            return port
 
     def list_backups(self, cluster: str) -> list[Backup]:
         with self._lock:
@@ -420,10 +452,11 @@ class PgFleet:
 
     def _launch(
         self, srv: PgServer, *, tcp: bool = True, track: bool = True,
-        extra: dict[str, str] | None = None, timeout: float = START_TIMEOUT,
+        extra: dict[str, str] | None = None, timeout: float = START_TIMEOUT, fixed_port: bool = False,
     ) -> None:
         """Start the postmaster for `srv` and wait until it accepts connections; retries on a port
-        clash (the port is only probed free, postgres cannot bind port 0 itself)."""
+        clash (the port is only probed free, postgres cannot bind port 0 itself) unless ``fixed_port``
+        (a port already given out, as a restore's: it fails rather than move)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_", "LANG"))}
         env.update({"LC_ALL": "C", "HOME": str(srv.data_dir)})
         log_path = self.base_dir / "logs" / f"{srv.name}.log"
@@ -431,7 +464,7 @@ class PgFleet:
         if not self.socket_dir.is_dir():
             self.socket_dir.mkdir(mode=0o700)
             self.run_as.chown(self.socket_dir)
-        for attempt in range(4):
+        for attempt in range(1 if fixed_port else 4):
             with self._lock:
                 self._ports.discard(srv.port)
                 if not srv.port or attempt:
@@ -547,15 +580,29 @@ class PgFleet:
         self._register(srv)
         self._launch(srv)
         with self.connect_admin(name, "postgres") as conn:
-            verifier = scram_verifier(self._password) if self._password.isascii() else self._password
             conn.execute(sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
-                sql.Identifier(ADMIN_USER), sql.Literal(verifier)))
+                sql.Identifier(ADMIN_USER), sql.Literal(self._verifiers[ADMIN_USER])))
         with self._lock:
             self._primary[name] = name
             self._lineage[name] = [name]
             self._backups[name] = []
         log.info("cluster %s started in %.2fs", name, time.monotonic() - t0)
         return srv
+
+    def create_role(self, cluster: str, user: str, password: str, database: str = "learnhub") -> None:
+        """A login role on the cluster's primary (replicated to its standbys and replicas) that may use
+        `database` and create in its public schema: an application user such as a pool's."""
+        verifier = _verifier(password)
+        with self.connect_admin(self.primary(cluster).name, database) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(verifier)))
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(database), sql.Identifier(user)))
+            conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(user)))
+        with self._lock:
+            self._verifiers[user] = verifier
 
     def provision(
         self, cluster: str, region: str = "", *, standbys: Sequence[tuple[str, str]] = (),
@@ -805,9 +852,13 @@ class PgFleet:
 
     # ------------------------------------------------------------------ PITR
 
-    def restore_pitr(self, source_cluster: str, target_time: dt.datetime, new_name: str) -> PgServer:
+    def restore_pitr(self, source_cluster: str, target_time: dt.datetime, new_name: str,
+                     port: int | None = None) -> PgServer:
         """Point-in-time recovery of `source_cluster` into a NEW server/cluster `new_name`: newest base
-        backup finished before `target_time` + WAL from the archive up to `target_time`, then promote."""
+        backup finished before `target_time` + WAL from the archive up to `target_time`, then promote.
+
+        ``port`` (from :meth:`reserve_port`): the port the new server must listen on, because its connection
+        was already given out; without it a free one is picked."""
         target = _aware(target_time)
         now = dt.datetime.now(dt.UTC)
         if target > now:
@@ -842,10 +893,10 @@ class PgFleet:
             "recovery_target_action": _q("promote"),
             "recovery_target_timeline": _q("latest"),
         }
-        srv = PgServer(name=new_name, cluster=new_name, role="primary", port=0, data_dir=data)
+        srv = PgServer(name=new_name, cluster=new_name, role="primary", port=port or 0, data_dir=data)
         self._register(srv)
         t0 = time.monotonic()
-        self._launch(srv, extra=recovery, timeout=180)
+        self._launch(srv, extra=recovery, timeout=180, fixed_port=port is not None)
 
         def recovered() -> bool:
             proc = self._procs.get(new_name)

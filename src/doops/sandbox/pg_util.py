@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import glob
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 import re
@@ -118,6 +116,13 @@ def pg_version(bindir: Path) -> str:
     return out.stdout.strip()
 
 
+def pg_semver(version: str) -> str:
+    """The server's own version number from `postgres --version` (``15.18`` of ``postgres (PostgreSQL) 15.18
+    (Debian 15.18-0+deb12u1)``): what the API reports as ``semantic_version``."""
+    m = re.search(r"\)\s*(\d+(?:\.\d+)*)", version) or re.search(r"(\d+(?:\.\d+)+)", version)
+    return m.group(1) if m else version
+
+
 def pg_major(version: str) -> int:
     m = re.search(r"(\d+)", version.split(")")[-1]) or re.search(r"(\d+)", version)
     return int(m.group(1)) if m else 0
@@ -192,43 +197,7 @@ def ensure_traversable(path: Path) -> list[Path]:
     return changed
 
 
-# --------------------------------------------------------------------------- TLS and SCRAM
-
-
-def make_self_signed_cert(cert_path: Path, key_path: Path) -> None:
-    """Write a self-signed EC certificate for 127.0.0.1/localhost (valid 10 years)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    key_path.chmod(0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+# --------------------------------------------------------------------------- SCRAM
 
 
 def scram_verifier(password: str, iterations: int = 4096) -> str:

@@ -5,9 +5,9 @@ so), so a recycled pid is never hit. The records, all under the sandbox DIR:
 
 - ``supervisor.pid``: the supervisor (plain pid); it is ours when its command line names the supervisor
   module and DIR.
-- ``pids/<name>.json``: a child process such as Prometheus (``{"pid", "marker"}``); ours while the marker
-  is in its command line. The Prometheus runner also keeps its own plain ``prom/prometheus.pid``, to stop
-  what a crashed run of it left (:func:`stop_stale`).
+- ``pids/<name>.json``: a child process such as Prometheus, PgBouncer or the cache (``{"pid", "marker"}``);
+  ours while the marker is in its command line. The Prometheus runner also keeps its own plain
+  ``prom/prometheus.pid``, to stop what a crashed run of it left (:func:`stop_stale`).
 - ``pg/pids/<server>.pid``: a postmaster of the PostgreSQL fleet (``{"pid", "name", "data_dir",
   "socket_dir"}``); ours when it is a postgres process on that data directory, stopped with its children.
 
@@ -186,6 +186,11 @@ def record_child(d: Path, name: str, pid: int, marker: str) -> None:
     pids = d / CHILDREN_DIR
     pids.mkdir(parents=True, exist_ok=True)
     _write_json(pids / f"{name}.json", {"pid": pid, "marker": marker})
+
+
+def forget_child(d: Path, name: str) -> None:
+    """Drop a child's record once it has stopped."""
+    (d / CHILDREN_DIR / f"{name}.json").unlink(missing_ok=True)
 
 
 def _kill_children(d: Path, grace: float) -> list[int]:

@@ -1,7 +1,9 @@
 """The sandbox supervisor: one detached process that owns every server of a sandbox.
 
-Started by `doops sandbox up` (``python -m doops.sandbox.supervisor --dir DIR``). It starts the real
-servers (PostgreSQL fleet, S3, CDN proxies, app servers, Prometheus when installed) and the API twin,
+Started by `doops sandbox up` (``python -m doops.sandbox.supervisor --dir DIR``). It makes the sandbox's CA
+(``DIR/tls/ca.crt``, which signs every server certificate), starts the real servers (PostgreSQL fleet, its
+PgBouncer, the cache, the database metrics endpoints, S3, CDN proxies, app servers, Prometheus when installed)
+and the API twin,
 writes ``DIR/sandbox.json`` (ready marker, URLs, secrets; mode 0600), ``DIR/env.sh`` and ``DIR/doops.yaml``,
 then serves a small loopback control API (faults, status) until SIGTERM or its time to live runs out.
 Every child process has a pid file so `doops sandbox down` can clean up even after a crash of this one.
@@ -83,6 +85,12 @@ class Supervisor:
         # sandbox's life (kept in sandbox.json) and differ from every other sandbox's and from real ones.
         self.id_seed = secrets.token_hex(16)
         self.fleet: Any = None
+        self.ca: Any = None
+        self.base_dir: Path | None = None
+        self.db_users: dict[str, str] = {}  # role -> password, roles the scenario's PostgreSQL cluster has
+        self.bouncers: dict[str, Any] = {}  # cluster -> PgBouncer
+        self.caches: dict[str, Any] = {}  # cache cluster -> CacheServer
+        self.metrics: Any = None  # MetricsEndpoints
         self.spaces: Any = None
         self.apps: Any = None
         self.cdn: dict[str, Any] = {}  # endpoint id -> CdnProxy
@@ -116,19 +124,24 @@ class Supervisor:
 
     def start(self) -> None:
         from doops.sandbox.api.scenario import load_scenario
+        from doops.sandbox.tls import SandboxCA
 
         scenario = load_scenario(self.scenario_path)
         overrides = scenario.data.get("sandbox") or {}
         replication_delay = float(overrides.get("spaces_replication_delay", 2.0))
+        self.ca = SandboxCA.create(self.dir / "tls", label=self.id_seed[:8])
+        self.base_dir = pg_base_dir(self.dir)
         # The database fleet is the slow part: run it beside the rest.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            db_future = pool.submit(self._timed, "postgres", self._start_postgres)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            db_future = pool.submit(self._timed, "postgres", lambda: self._start_postgres(scenario))
+            cache_future = pool.submit(self._timed, "cache", lambda: self._start_caches(scenario))
             spaces_future = pool.submit(self._timed, "spaces", lambda: self._start_spaces(replication_delay))
             # Prometheus only needs the apps, and takes ~5 s to discover its targets: start it early.
             apps_future = pool.submit(lambda: (self._timed("apps", lambda: self._start_apps(scenario)),
                                                self._timed("prometheus", self._start_prometheus)))
             spaces_future.result()
             apps_future.result()
+            cache_future.result()
             db_future.result()
         self._timed("twin", lambda: self._start_twin(scenario))
         self._timed("cdn", self._start_cdn)
@@ -136,20 +149,65 @@ class Supervisor:
         self._start_control()
         self._write_files()
 
-    def _start_postgres(self) -> None:
-        from doops.sandbox.pg import PgFleet
+    def _start_postgres(self, scenario: Any) -> None:
+        """The primary with the scenario's roles, then in parallel its base backup, standby, read replica and
+        PgBouncer (one serving every pool of the cluster); the metrics endpoint last."""
+        from doops import secrets as masking
+        from doops.sandbox.db_metrics import MetricsCredentials, MetricsEndpoints
+        from doops.sandbox.pg import ADMIN_USER, PgFleet
+        from doops.sandbox.pgbouncer import PgBouncer, Pool
 
-        self.fleet = PgFleet(pg_base_dir(self.dir), self.db_password)
+        spec = _scenario_database(scenario, DB_CLUSTER)
+        pools = [Pool(str(p["name"]), str(p.get("db", "defaultdb")), str(p.get("user", ADMIN_USER)),
+                      str(p.get("mode", "transaction")), int(p.get("size", 10))) for p in spec.get("pools") or []]
+        assert self.base_dir is not None
+        self.fleet = PgFleet(self.base_dir, self.db_password, ca=self.ca)
         self.fleet.start_cluster(DB_CLUSTER, region="nyc3")
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        for user in dict.fromkeys([*(spec.get("users") or []), *(p.user for p in pools)]):
+            if user != ADMIN_USER:
+                password = "AVNS_" + secrets.token_urlsafe(18)
+                masking.register(password)
+                self.fleet.create_role(DB_CLUSTER, str(user), password)
+                self.db_users[str(user)] = password
+        bouncer = PgBouncer(self.fleet, DB_CLUSTER, pools, sandbox_dir=self.dir) if pools else None
+        if bouncer is not None:
+            self.bouncers[DB_CLUSTER] = bouncer  # before start: whatever fails next, shutdown stops it
+        with ThreadPoolExecutor(max_workers=4) as pool:
             futures = [
                 pool.submit(self.fleet.take_base_backup, DB_CLUSTER),
                 pool.submit(self.fleet.add_standby, DB_CLUSTER, DB_STANDBY, "nyc3"),
                 pool.submit(self.fleet.add_standby, DB_CLUSTER, "learnhub-db-ams3", "ams3", replica=True),
             ]
+            if bouncer is not None:
+                futures.append(pool.submit(bouncer.start))
             for f in futures:
                 f.result()
         self.fleet.start_heartbeat(DB_CLUSTER)
+        credentials = MetricsCredentials()
+        masking.register(credentials.get()[1])
+        self.metrics = MetricsEndpoints(self.fleet, credentials, self.dir / "tls")
+        self.metrics.endpoint(DB_CLUSTER)
+
+    def _start_caches(self, scenario: Any) -> None:
+        """A real TLS server with a password for each cache cluster (Valkey/Redis engine) of the scenario."""
+        from doops import secrets as masking
+        from doops.sandbox.api.resources import REDIS_ENGINES
+        from doops.sandbox.cache import CacheServer
+        from doops.sandbox.pg_util import resolve_run_as
+
+        specs = [d for d in scenario.data.get("databases") or [] if d.get("engine") in REDIS_ENGINES]
+        if not specs:
+            return
+        assert self.base_dir is not None
+        run_as = resolve_run_as()
+        for spec in specs:
+            password = "AVNS_" + secrets.token_urlsafe(18)
+            masking.register(password)
+            server = CacheServer(str(spec["name"]), self.base_dir.resolve(), self.ca, run_as, password,
+                                 eviction_policy=str(spec.get("eviction_policy") or "noeviction"),
+                                 engine=str(spec["engine"]), sandbox_dir=self.dir)
+            self.caches[server.name] = server  # before start: a failed start is still stopped at shutdown
+            server.start()
 
     def _start_spaces(self, delay: float) -> None:
         from doops.sandbox.spaces import SpacesTwin
@@ -173,7 +231,8 @@ class Supervisor:
 
         self.world = World.from_scenario(
             scenario,
-            db=PgDatabaseBackend(self.fleet, self.db_password),
+            db=PgDatabaseBackend(self.fleet, self.db_password, users=self.db_users, bouncers=self.bouncers,
+                                 caches=self.caches, metrics=self.metrics),
             cdn=ProxyCdnBackend(self.cdn.get),
             apps=FleetAppBackend(self.apps, shared=SCALED_APPS_SERVER),
             id_seed=self.id_seed,
@@ -295,6 +354,7 @@ class Supervisor:
             "spaces": {"endpoint_url": self.spaces.endpoint_url, "access_key": self.spaces_key,
                        "secret_key": self.spaces_secret},
             "prometheus_url": self.prom.url if self.prom else None,
+            "ca_cert": str(self.ca.cert_path),
             "cdn": {ep_id: proxy.url for ep_id, proxy in self.cdn.items()},
             "apps": {name: app.url for name, app in self.apps.apps.items()},
             "notes": self.notes,
@@ -424,6 +484,15 @@ class Supervisor:
             out.append({"name": f"postgres:{name}", "kind": f"postgres {srv.role}", "pid": srv.pid,
                         "port": srv.port, "healthy": srv.state == "running" and _port_open(srv.port),
                         "region": srv.region})
+        for name, bouncer in sorted(self.bouncers.items()):
+            out.append({"name": f"pgbouncer:{name}", "kind": "pgbouncer", "pid": bouncer.pid, "port": bouncer.port,
+                        "healthy": bouncer.running and _port_open(bouncer.port)})
+        for name, cache in sorted(self.caches.items()):
+            out.append({"name": f"cache:{name}", "kind": f"{cache.engine} (redis-server {cache.version})",
+                        "pid": cache.pid, "port": cache.port, "healthy": cache.running and _port_open(cache.port)})
+        for name, endpoint in sorted((self.metrics.running() if self.metrics else {}).items()):
+            out.append({"name": f"db-metrics:{name}", "kind": "https", "pid": os.getpid(), "port": endpoint.port,
+                        "healthy": _port_open(endpoint.port)})
         s3_port = int(self.spaces.endpoint_url.rsplit(":", 1)[1])
         out.append({"name": "spaces", "kind": "s3", "pid": os.getpid(), "port": s3_port,
                     "healthy": _port_open(s3_port)})
@@ -452,6 +521,9 @@ class Supervisor:
             ("prometheus", lambda: self.prom.stop() if self.prom else None),
             ("apps", lambda: self.apps.stop() if self.apps else None),
             ("spaces", lambda: self.spaces.stop() if self.spaces else None),
+            ("db-metrics", lambda: self.metrics.stop() if self.metrics else None),
+            ("pgbouncer", lambda: [b.stop() for b in self.bouncers.values()]),
+            ("cache", lambda: [c.stop() for c in self.caches.values()]),
             ("postgres", lambda: self.fleet.close() if self.fleet else None),
         ]
         for name, fn in steps:
@@ -480,8 +552,9 @@ def sandbox_config(state: dict[str, Any], cdn_origins: dict[str, str]) -> dict[s
         "objectives": {"compute_rto": "5m", "database_rto": "2m", "storage_rpo": "60s", "dns_rto": "1m"},
         "databases": {
             "primary": DB_CLUSTER,
+            # no sslmode: the default (auto) connects with verify-full against the CA the API serves
             "clusters": [{"name": DB_CLUSTER, "database": "learnhub", "user": "doadmin",
-                          "sslmode": "require", "heartbeat_table": "public.doops_heartbeat",
+                          "heartbeat_table": "public.doops_heartbeat",
                           "replicas": ["learnhub-db-ams3"]}],
             "caches": [{"name": "learnhub-cache", "eviction_policy": "allkeys_lru"}],
         },
@@ -500,6 +573,11 @@ def sandbox_config(state: dict[str, Any], cdn_origins: dict[str, str]) -> dict[s
             {"name": "apps-scraped", "query": 'min(up{job=~"learnhub-.*"})', "min": 1},
         ]}
     return cfg
+
+
+def _scenario_database(scenario: Any, name: str) -> dict[str, Any]:
+    """The scenario's entry for a database cluster ({} when a scenario leaves it out)."""
+    return next((d for d in scenario.data.get("databases") or [] if d.get("name") == name), {})
 
 
 def _port_open(port: int) -> bool:

@@ -1,7 +1,8 @@
 """Pluggable backends: where the twin gets facts it cannot invent.
 
 The twin answers the DigitalOcean API from in-memory state, but a few answers must come from the real
-local servers the sandbox runs (PostgreSQL, Valkey, the CDN cache, the app processes). Each such fact goes
+local servers the sandbox runs (PostgreSQL, PgBouncer, the cache, the metrics endpoints, the CDN cache, the
+app processes). Each such fact goes
 through one of the small protocols below; the lead writes adapters to the real servers, and the
 in-memory fakes here are used by the twin's own tests (and when no real server is plugged in).
 
@@ -16,12 +17,13 @@ Contract shared by all protocols:
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "AppBackend",
@@ -80,13 +82,61 @@ class DatabaseBackend(Protocol):
         """Promote a read replica to a standalone primary (synchronously; raise on failure)."""
         ...
 
-    def restore(self, source_cluster_name: str, target_time: datetime | None, new_name: str) -> None:
+    def restore(self, source_cluster_name: str, target_time: datetime | None, new_name: str) -> ConnectionInfo | None:
         """Start a point-in-time restore of ``source_cluster_name`` at ``target_time`` (None = latest
-        backup) into a new cluster ``new_name``; return at once. Readiness is reported by ``connection``."""
+        backup) into a new cluster ``new_name``; return at once. Readiness is reported by ``connection``.
+
+        Returns the connection the new cluster will have once online (``None``: not known in advance): the
+        twin answers it from the ``201`` on, since on DigitalOcean the connection given at creation never
+        changes, so a client that keeps it connects once the cluster is online.
+        """
         ...
 
     def list_backups(self, cluster_name: str) -> list[BackupInfo] | None:
         """Backups of a cluster, any order; ``None`` = unknown cluster (the twin synthesises daily ones)."""
+        ...
+
+    def standby_connection(self, cluster_name: str) -> ConnectionInfo | None:
+        """Connection of the cluster's running standby node (``None``: none runs, or unknown cluster)."""
+        ...
+
+    def pool_connection(self, cluster_name: str, pool_name: str) -> ConnectionInfo | None:
+        """Where the cluster's pool really answers (its PgBouncer; database = the pool's name, user = the
+        pool's user); ``None``: no real pooler for it (the twin synthesises one)."""
+        ...
+
+    def user_password(self, cluster_name: str, user: str) -> str | None:
+        """The real password of a database user of a cluster the backend runs (``None``: unknown)."""
+        ...
+
+    def engine_version(self, engine: str) -> str | None:
+        """Full version (``15.18``) of the servers the backend runs for an engine (``pg``, ``valkey``...),
+        ``None`` when it runs none: the API reports the version the servers really run."""
+        ...
+
+    def ca_certificate(self) -> str | None:
+        """PEM of the CA that signed the servers' certificates (``GET .../ca``); ``None``: no TLS to verify."""
+        ...
+
+    def metrics_endpoint(self, cluster_name: str) -> tuple[str, int] | None:
+        """(host, port) of the cluster's real metrics endpoint (``None``: none, the twin synthesises one for
+        clusters it does not run, and lists none for a real cluster without one)."""
+        ...
+
+    def metrics_credentials(self) -> tuple[str, str]:
+        """The account's (username, password) for every metrics endpoint."""
+        ...
+
+    def set_metrics_credentials(self, username: str, password: str) -> None:
+        """Change them (``PUT /v2/databases/metrics/credentials``): the endpoints check the new pair at once."""
+        ...
+
+    def set_eviction_policy(self, cluster_name: str, policy: str) -> None:
+        """Apply an eviction policy the API was given to the cache's server (no-op for one not run)."""
+        ...
+
+    def engine_config(self, cluster_name: str) -> dict[str, Any] | None:
+        """Settings read from the cluster's server, in the API's config names (``None``: not run)."""
         ...
 
 
@@ -121,6 +171,27 @@ class _PendingRestore:
     source: str
     target_time: datetime | None
     ready_at: float
+    info: ConnectionInfo
+
+
+def self_signed_ca_pem(label: str = "doops twin") -> str:
+    """A real CA certificate (PEM) with nothing signed by it: what a twin without servers serves on ``/ca``."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{label} CA")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @dataclass
@@ -130,11 +201,19 @@ class FakeDatabaseBackend:
 
     clusters: dict[str, ConnectionInfo] = field(default_factory=dict)
     replicas: dict[tuple[str, str], ConnectionInfo] = field(default_factory=dict)
+    standbys: dict[str, ConnectionInfo] = field(default_factory=dict)
+    pools: dict[tuple[str, str], ConnectionInfo] = field(default_factory=dict)
+    passwords: dict[tuple[str, str], str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, tuple[str, int]] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     backups: dict[str, list[BackupInfo]] = field(default_factory=dict)
     restore_seconds: float = 0.3
     clock: Callable[[], float] = time.time
     calls: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
     fail_promote: bool = False
+    ca_pem: str | None = None  # made on first ask
+    credentials: tuple[str, str] = field(default_factory=lambda: ("metrics", secrets.token_urlsafe(12)))
     _restores: dict[str, _PendingRestore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -148,12 +227,7 @@ class FakeDatabaseBackend:
                 if self.clock() < pending.ready_at:
                     return None
                 del self._restores[cluster_name]
-                src = self.clusters.get(pending.source)
-                port = 15432 + len(self.clusters)
-                self.clusters[cluster_name] = ConnectionInfo(
-                    "127.0.0.1", port, src.user if src else "doadmin", src.password if src else "fake",
-                    src.database if src else "defaultdb",
-                )
+                self.clusters[cluster_name] = pending.info
             return self.clusters.get(cluster_name)
 
     def promote(self, cluster_name: str, replica_name: str) -> None:
@@ -166,19 +240,71 @@ class FakeDatabaseBackend:
             if info is not None:
                 self.clusters[replica_name] = info
 
-    def restore(self, source_cluster_name: str, target_time: datetime | None, new_name: str) -> None:
-        """See DatabaseBackend.restore."""
+    def restore(self, source_cluster_name: str, target_time: datetime | None, new_name: str) -> ConnectionInfo | None:
+        """See DatabaseBackend.restore: the new cluster's connection is fixed now (the source's user,
+        password and database on a port of its own)."""
         with self._lock:
             self.calls.append(("restore", (source_cluster_name, target_time, new_name)))
+            src = self.clusters.get(source_cluster_name)
+            port = 15432 + len(self.clusters) + len(self._restores)
+            info = (ConnectionInfo("127.0.0.1", port, src.user, src.password, src.database, src.ssl) if src
+                    else ConnectionInfo("127.0.0.1", port, "doadmin", "fake", "defaultdb"))
             self._restores[new_name] = _PendingRestore(
-                source_cluster_name, target_time, self.clock() + self.restore_seconds
-            )
+                source_cluster_name, target_time, self.clock() + self.restore_seconds, info)
+            return info
 
     def list_backups(self, cluster_name: str) -> list[BackupInfo] | None:
         """See DatabaseBackend.list_backups."""
         with self._lock:
             got = self.backups.get(cluster_name)
             return list(got) if got is not None else None
+
+    def standby_connection(self, cluster_name: str) -> ConnectionInfo | None:
+        """See DatabaseBackend.standby_connection."""
+        return self.standbys.get(cluster_name)
+
+    def pool_connection(self, cluster_name: str, pool_name: str) -> ConnectionInfo | None:
+        """See DatabaseBackend.pool_connection."""
+        return self.pools.get((cluster_name, pool_name))
+
+    def user_password(self, cluster_name: str, user: str) -> str | None:
+        """See DatabaseBackend.user_password."""
+        return self.passwords.get((cluster_name, user))
+
+    def engine_version(self, engine: str) -> str | None:
+        """See DatabaseBackend.engine_version."""
+        return self.versions.get(engine)
+
+    def ca_certificate(self) -> str | None:
+        """See DatabaseBackend.ca_certificate: a real CA certificate, made once."""
+        with self._lock:
+            if self.ca_pem is None:
+                self.ca_pem = self_signed_ca_pem()
+            return self.ca_pem
+
+    def metrics_endpoint(self, cluster_name: str) -> tuple[str, int] | None:
+        """See DatabaseBackend.metrics_endpoint."""
+        return self.metrics.get(cluster_name)
+
+    def metrics_credentials(self) -> tuple[str, str]:
+        """See DatabaseBackend.metrics_credentials."""
+        return self.credentials
+
+    def set_metrics_credentials(self, username: str, password: str) -> None:
+        """See DatabaseBackend.set_metrics_credentials."""
+        with self._lock:
+            self.calls.append(("set_metrics_credentials", (username,)))
+            self.credentials = (username, password)
+
+    def set_eviction_policy(self, cluster_name: str, policy: str) -> None:
+        """See DatabaseBackend.set_eviction_policy."""
+        with self._lock:
+            self.calls.append(("set_eviction_policy", (cluster_name, policy)))
+
+    def engine_config(self, cluster_name: str) -> dict[str, Any] | None:
+        """See DatabaseBackend.engine_config."""
+        got = self.configs.get(cluster_name)
+        return dict(got) if got is not None else None
 
     def add_daily_backups(self, cluster_name: str, days: int = 7, size_gb: float = 1.5) -> None:
         """Test helper: daily backups for the last ``days`` days."""

@@ -17,6 +17,7 @@ from typing import Any
 from doops.sandbox.api.backends import (
     AppBackend,
     CdnBackend,
+    ConnectionInfo,
     DatabaseBackend,
     FakeAppBackend,
     FakeCdnBackend,
@@ -42,6 +43,13 @@ APP_REGIONS = {
     "lon": ("London", "gb", "Europe", ["lon1"]),
 }
 REDIS_ENGINES = ("redis", "valkey")
+# Storage a database size slug comes with (MiB), from DigitalOcean's Managed Database pricing: what a new
+# cluster (a restored one too) has unless the request adds storage (``storage_size_mib``).
+DB_SIZE_STORAGE_MIB = {
+    "db-s-1vcpu-1gb": 10 * 1024, "db-s-1vcpu-2gb": 30 * 1024, "db-s-2vcpu-4gb": 60 * 1024,
+    "db-s-4vcpu-8gb": 140 * 1024, "db-s-6vcpu-16gb": 290 * 1024, "db-s-8vcpu-32gb": 580 * 1024,
+    "db-s-16vcpu-64gb": 1120 * 1024,
+}
 
 
 def stable_id(kind: str, name: str, seed: str = "") -> str:
@@ -112,6 +120,7 @@ class Cluster:
     eviction_policy: str | None = None
     backup_hour: int = 2
     awaiting_backend: bool = False  # restored: creating until the backend has a connection
+    planned: ConnectionInfo | None = None  # restored: the connection it will have, given out from the 201 on
     restored_from: str | None = None
     private_network_uuid: str = ""
     project_id: str = ""

@@ -11,11 +11,6 @@ from doops.sandbox.api.routing import Context, Response, Router
 D = "/v2/databases/{database_cluster_uuid}"
 EVICTION_POLICIES = ("noeviction", "allkeys_lru", "allkeys_random", "volatile_lru", "volatile_random",
                      "volatile_ttl")
-_FAKE_CA = (
-    "-----BEGIN CERTIFICATE-----\nMIIEQTCCAqmgAwIBAgIUdG9vcHMtc2FuZGJveC1kby10d2luLWNhMA0GCSqGSIb3DQEB\n"
-    "DAUAMDoxODA2BgNVBAMML2Rvb3BzIHNhbmRib3ggKERpZ2l0YWxPY2VhbiB0d2luKSBQcm9q\n"
-    "ZWN0IENBMB4XDTI0MDEwMTAwMDAwMFoXDTM0MDEwMTAwMDAwMFowOjE4MDYGA1UEAwwv\n-----END CERTIFICATE-----\n"
-)
 
 
 def list_clusters(ctx: Context) -> Response:
@@ -102,18 +97,73 @@ def put_firewall(ctx: Context) -> Response:
 
 
 def list_pools(ctx: Context) -> Response:
-    """GET .../pools (connections point at the cluster with the pool as database)."""
-    world = ctx.world
-    c = world.cluster(ctx.params["database_cluster_uuid"])
-    pools = []
-    for p in c.pools:
-        conn = world.cluster_json(c)["connection"]
-        pool_conn = {**conn, "database": p["name"],
-                     "uri": conn["uri"].replace(f"/{conn['database']}?", f"/{p['name']}?")}
-        pools.append({"name": p["name"], "mode": p.get("mode", "transaction"), "size": int(p.get("size", 10)),
-                      "db": p.get("db", "defaultdb"), "user": p.get("user", "doadmin"),
-                      "connection": pool_conn, "private_connection": dict(pool_conn)})
-    return Response(200, {"pools": pools})
+    """GET .../pools: each pool's connection is its PgBouncer's (database = the pool's name)."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    return Response(200, {"pools": [ctx.world.pool_json(c, p) for p in c.pools]})
+
+
+def get_pool(ctx: Context) -> Response:
+    """GET .../pools/{pool_name}."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    return Response(200, {"pool": ctx.world.pool_json(c, ctx.world.pool(c, ctx.params["pool_name"]))})
+
+
+def list_users(ctx: Context) -> Response:
+    """GET .../users."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    return Response(200, {"users": ctx.world.users_json(c)})
+
+
+def get_user(ctx: Context) -> Response:
+    """GET .../users/{username}."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    user = next((u for u in ctx.world.users_json(c) if u["name"] == ctx.params["username"]), None)
+    if user is None:
+        raise ApiError.not_found()
+    return Response(200, {"user": user})
+
+
+def list_dbs(ctx: Context) -> Response:
+    """GET .../dbs."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    return Response(200, {"dbs": [{"name": n} for n in c.db_names]})
+
+
+def get_db(ctx: Context) -> Response:
+    """GET .../dbs/{database_name}."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    if ctx.params["database_name"] not in c.db_names:
+        raise ApiError.not_found()
+    return Response(200, {"db": {"name": ctx.params["database_name"]}})
+
+
+def get_config(ctx: Context) -> Response:
+    """GET .../config."""
+    c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
+    return Response(200, {"config": ctx.world.cluster_config(c)})
+
+
+def list_options(ctx: Context) -> Response:
+    """GET /v2/databases/options."""
+    return Response(200, ctx.world.database_options())
+
+
+def get_metrics_credentials(ctx: Context) -> Response:
+    """GET /v2/databases/metrics/credentials: the account's basic-auth pair for every metrics endpoint."""
+    username, password = ctx.world.db_backend.metrics_credentials()
+    return Response(200, {"credentials": {"basic_auth_username": username, "basic_auth_password": password}})
+
+
+def put_metrics_credentials(ctx: Context) -> Response:
+    """PUT /v2/databases/metrics/credentials: 204; the endpoints check the new pair at once."""
+    creds = ctx.json_body().get("credentials")
+    if not isinstance(creds, dict):
+        raise ApiError.bad_request("credentials must be an object")
+    username, password = creds.get("basic_auth_username"), creds.get("basic_auth_password")
+    if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
+        raise ApiError.unprocessable("basic_auth_username and basic_auth_password are required")
+    ctx.world.db_backend.set_metrics_credentials(username, password)
+    return Response(204)
 
 
 def list_events(ctx: Context) -> Response:
@@ -123,9 +173,12 @@ def list_events(ctx: Context) -> Response:
 
 
 def get_ca(ctx: Context) -> Response:
-    """GET .../ca: base64 of the PEM, as DigitalOcean returns it."""
+    """GET .../ca: base64 of the PEM of the CA that signed the servers' certificates, as DigitalOcean returns it."""
     ctx.world.cluster(ctx.params["database_cluster_uuid"])
-    return Response(200, {"ca": {"certificate": base64.b64encode(_FAKE_CA.encode()).decode()}})
+    pem = ctx.world.db_backend.ca_certificate()
+    if pem is None:
+        raise ApiError.not_found("this cluster has no CA certificate")
+    return Response(200, {"ca": {"certificate": base64.b64encode(pem.encode()).decode()}})
 
 
 def _redis_cluster(ctx: Context) -> Cluster:
@@ -146,6 +199,7 @@ def put_eviction(ctx: Context) -> Response:
     policy = ctx.json_body().get("eviction_policy")
     if policy not in EVICTION_POLICIES:
         raise ApiError.unprocessable(f"eviction_policy must be one of {', '.join(EVICTION_POLICIES)}")
+    ctx.world.db_backend.set_eviction_policy(c.name, policy)  # the real server first: if it fails, nothing changes
     c.eviction_policy = policy
     c.add_event("cluster_update", ctx.world.clock())
     return Response(204)
@@ -175,6 +229,9 @@ def register(router: Router) -> None:
     """Add the database routes."""
     router.add("GET", "/v2/databases", list_clusters)
     router.add("POST", "/v2/databases", create_cluster)
+    router.add("GET", "/v2/databases/options", list_options)
+    router.add("GET", "/v2/databases/metrics/credentials", get_metrics_credentials)
+    router.add("PUT", "/v2/databases/metrics/credentials", put_metrics_credentials)
     router.add("GET", D, get_cluster)
     router.add("DELETE", D, delete_cluster)
     router.add("GET", D + "/replicas", list_replicas)
@@ -186,6 +243,12 @@ def register(router: Router) -> None:
     router.add("GET", D + "/firewall", get_firewall)
     router.add("PUT", D + "/firewall", put_firewall)
     router.add("GET", D + "/pools", list_pools)
+    router.add("GET", D + "/pools/{pool_name}", get_pool)
+    router.add("GET", D + "/users", list_users)
+    router.add("GET", D + "/users/{username}", get_user)
+    router.add("GET", D + "/dbs", list_dbs)
+    router.add("GET", D + "/dbs/{database_name}", get_db)
+    router.add("GET", D + "/config", get_config)
     router.add("GET", D + "/events", list_events)
     router.add("GET", D + "/ca", get_ca)
     router.add("GET", D + "/eviction_policy", get_eviction)

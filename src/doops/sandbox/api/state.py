@@ -19,13 +19,23 @@ Spec-silent choices (what the OpenAPI spec does not say, and what the twin does)
   Both clusters record a ``cluster_master_promotion`` event. The backend is called first; if it raises,
   the answer is a 500 and nothing changes. Its connection is then asked as ``connection(replica_name)``.
 - Point-in-time restore (POST /v2/databases with ``backup_restore``) creates a new cluster with status
-  ``creating`` until ``DatabaseBackend.connection(new_name)`` returns a value, then ``online``.
+  ``creating`` until ``DatabaseBackend.connection(new_name)`` returns a value, then ``online``. Its
+  connection is the one ``DatabaseBackend.restore`` says it will have, from the ``201`` on (on DigitalOcean
+  the connection given at creation never changes). Its storage is its size slug's (``DB_SIZE_STORAGE_MIB``),
+  not the source's; it has the source's users but no pools (a pool is the cluster's PgBouncer config, not
+  data), and a promoted replica has none either (doops's failover says to recreate them).
   ``backup_created_at`` must lie within the last 7 days, not in the future and not before the source
   cluster existed, else 422 ``unprocessable_entity``; an unknown source cluster name is 404. Omitted
   ``backup_created_at`` restores the latest backup (``target_time`` None to the backend). The source's
   engine must match the requested engine (422 otherwise).
 - A cluster created without ``backup_restore`` (and a new replica) has synthetic DigitalOcean-looking
   connections and goes ``creating`` -> ``online`` after ``durations.cluster_create`` (``replica_create``).
+- A cluster the backend runs shows the servers' own version (``engine_version``), users' passwords, standby
+  (``standby_connection`` only while a standby really runs), pools (their PgBouncer) and metrics endpoint
+  (none listed when it has none); one the backend does not run shows synthetic ones. ``GET .../ca`` serves the
+  backend's CA (a fake backend makes a real, unused CA). ``GET /v2/databases/metrics/credentials`` answers
+  the flat ``{"credentials": {"basic_auth_username", "basic_auth_password"}}`` of the spec's example (its
+  schema nests a second ``credentials``; godo and doctl read the flat form).
 - Backups: from ``DatabaseBackend.list_backups``; when it returns None the twin lists one daily backup at
   the cluster's ``backup_hour`` for each of the last 7 days (none before the cluster existed), newest first.
 - A cluster or replica name already in use is 422. Deleting a cluster deletes its replicas.
@@ -194,6 +204,26 @@ class World(Store):
     def backups(self, c: Cluster) -> list[BackupInfo]:
         """The cluster's backups, newest first."""
         return self.databases.backups(c)
+
+    def pool(self, c: Cluster, name: str) -> dict[str, Any]:
+        """The cluster's pool (as the scenario has it) or a 404."""
+        return self.databases.pool(c, name)
+
+    def pool_json(self, c: Cluster, pool: dict[str, Any]) -> dict[str, Any]:
+        """A connection pool as the API shows it."""
+        return self.databases.pool_json(c, pool)
+
+    def users_json(self, c: Cluster) -> list[dict[str, Any]]:
+        """The cluster's database users as the API shows them."""
+        return self.databases.users_json(c)
+
+    def cluster_config(self, c: Cluster) -> dict[str, Any]:
+        """GET .../config."""
+        return self.databases.config(c)
+
+    def database_options(self) -> dict[str, Any]:
+        """GET /v2/databases/options."""
+        return self.databases.options()
 
     def set_firewall(self, c: Cluster, rules: Iterable[dict[str, Any]]) -> None:
         """PUT .../firewall: replace the rules."""

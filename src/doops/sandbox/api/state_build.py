@@ -62,7 +62,7 @@ class ScenarioBuilder:
         for spec in data.get("uptime_checks") or []:
             self._add_check(spec, now)
         for spec in data.get("domains") or []:
-            self._add_domain(spec)
+            self._add_domain(spec, now)
         self._scale(self.store.scenario.scale, now)
 
     def _scale(self, scale: dict[str, int], now: float) -> None:
@@ -279,7 +279,7 @@ class ScenarioBuilder:
             }
         self.store.checks[cid] = check
 
-    def _add_domain(self, spec: dict[str, Any]) -> None:
+    def _add_domain(self, spec: dict[str, Any], now: float) -> None:
         name = spec["name"]
         records = []
         base = [
@@ -302,4 +302,6 @@ class ScenarioBuilder:
                 "port": r.get("port"), "ttl": int(r.get("ttl", 1800)), "weight": r.get("weight"),
                 "flags": r.get("flags"), "tag": r.get("tag"),
             })
-        self.store.domains[name] = {"name": name, "ttl": int(spec.get("ttl", 1800)), "records": records}
+        # serial: the zone's last change as Unix time, as DigitalOcean numbers its SOA serials
+        self.store.domains[name] = {"name": name, "ttl": int(spec.get("ttl", 1800)), "records": records,
+                                    "serial": int(spec.get("serial", now))}

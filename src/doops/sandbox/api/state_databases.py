@@ -1,7 +1,9 @@
-"""Managed databases in the twin's world: clusters, replicas, promotion, point-in-time restore, backups.
+"""Managed databases in the twin's world: clusters, replicas, pools, users, promotion, point-in-time restore,
+backups, options.
 
 What the spec leaves open (promote, restore, synthetic connections, backups) is listed in
-:mod:`doops.sandbox.api.state`.
+:mod:`doops.sandbox.api.state`. For a cluster the backend runs, every connection, version, password, standby,
+pool and metrics endpoint shown is the real server's; the rest is synthesised to look like DigitalOcean.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 from doops.sandbox.api.backends import BackupInfo, ConnectionInfo
 from doops.sandbox.api.errors import ApiError
 from doops.sandbox.api.resources import (
+    DB_SIZE_STORAGE_MIB,
     PITR_DAYS,
     REDIS_ENGINES,
+    REGIONS,
     Cluster,
     Replica,
     Store,
@@ -26,6 +30,15 @@ from doops.sandbox.api.resources import (
 )
 
 log = logging.getLogger(__name__)
+
+POOL_PORT = 25061  # DigitalOcean's PgBouncer port, for pools the backend does not run
+# (end of availability, end of life) of PostgreSQL majors, from DigitalOcean's version_availability
+PG_LIFECYCLE = {
+    "13": ("2025-05-13T00:00:00Z", "2025-11-13T00:00:00Z"), "14": ("2026-05-12T00:00:00Z", "2026-11-12T00:00:00Z"),
+    "15": ("2027-05-12T00:00:00Z", "2027-11-11T00:00:00Z"), "16": ("2028-05-09T00:00:00Z", "2028-11-09T00:00:00Z"),
+    "17": ("2029-05-08T00:00:00Z", "2029-11-08T00:00:00Z"),
+}
+DEFAULT_VERSIONS = {"pg": "17", "valkey": "8"}  # what /options offers for an engine the backend runs none of
 
 
 class Databases:
@@ -64,38 +77,65 @@ class Databases:
         return {"uri": uri, "database": info.database, "host": info.host, "port": info.port, "user": info.user,
                 "password": info.password, "ssl": info.ssl}
 
+    def real_connection(self, c: Cluster) -> ConnectionInfo | None:
+        """The connection of a cluster the backend runs: its own, or (being restored) the one it will have."""
+        return self.store.db_backend.connection(c.name) or c.planned
+
     def cluster_connection(self, c: Cluster) -> ConnectionInfo:
-        """The cluster's connection: the backend's when it knows the cluster, else synthetic."""
-        return self.store.db_backend.connection(c.name) or self.synthetic_connection(c.name, c.engine)
+        """The cluster's connection: the backend's when it runs the cluster, else synthetic."""
+        return self.real_connection(c) or self.synthetic_connection(c.name, c.engine)
+
+    def versions(self, c: Cluster, real: bool) -> tuple[str, str]:
+        """(version, semantic_version): the servers' own for a cluster the backend runs."""
+        full = self.store.db_backend.engine_version(c.engine) if real else None
+        if full:
+            return full.split(".", 1)[0], full
+        return c.version, f"{c.version}.4" if c.engine == "pg" else f"{c.version}.0.2"
+
+    def user_json(self, c: Cluster, user: str, info: ConnectionInfo, real: bool) -> dict[str, Any]:
+        """A database user with its password (the server's real one for a cluster the backend runs)."""
+        password = info.password if user == info.user else (
+            (self.store.db_backend.user_password(c.name, user) if real else None)
+            or synthetic_secret(f"{c.name}/{user}"))
+        return {"name": user, "role": "primary" if user in ("doadmin", "default") else "normal", "password": password}
+
+    def users_json(self, c: Cluster) -> list[dict[str, Any]]:
+        """Every user of the cluster."""
+        real = self.real_connection(c)
+        info = real or self.synthetic_connection(c.name, c.engine)
+        return [self.user_json(c, u, info, real is not None) for u in c.users]
 
     def cluster_json(self, c: Cluster) -> dict[str, Any]:
         """A database cluster as the API shows it."""
         status = self.cluster_status(c)
-        real = self.store.db_backend.connection(c.name)
+        real = self.real_connection(c)
         info = real or self.synthetic_connection(c.name, c.engine)
         conn = self.conn_json(info, c.engine)
         if real is not None:
             private = dict(conn)
         else:
             private = self.conn_json(self.synthetic_connection(c.name, c.engine, "private-"), c.engine)
+        version, semantic = self.versions(c, real is not None)
         out: dict[str, Any] = {
-            "id": c.id, "name": c.name, "engine": c.engine, "version": c.version,
-            "semantic_version": f"{c.version}.4" if c.engine == "pg" else f"{c.version}.0.2",
+            "id": c.id, "name": c.name, "engine": c.engine, "version": version, "semantic_version": semantic,
             "num_nodes": c.num_nodes, "size": c.size, "region": c.region, "status": status,
             "created_at": iso(c.created_at), "private_network_uuid": c.private_network_uuid,
             "tags": list(c.tags) or None, "db_names": list(c.db_names) or None,
             "connection": conn, "private_connection": private,
-            "users": [{"name": u, "role": "primary" if u in ("doadmin", "default") else "normal",
-                       "password": info.password if u == info.user else synthetic_secret(f"{c.name}/{u}")}
-                      for u in c.users] or None,
+            "users": [self.user_json(c, u, info, real is not None) for u in c.users] or None,
             "maintenance_window": dict(c.maintenance), "project_id": c.project_id,
             "rules": [dict(r) for r in c.firewall], "storage_size_mib": c.storage_size_mib,
-            "metrics_endpoints": [{"host": info.host, "port": 9273}],
         }
+        if real is None:
+            out["metrics_endpoints"] = [{"host": info.host, "port": 9273}]
+        elif (endpoint := self.store.db_backend.metrics_endpoint(c.name)) is not None:
+            out["metrics_endpoints"] = [{"host": endpoint[0], "port": endpoint[1]}]
         if c.num_nodes > 1:
-            out["standby_connection"] = dict(conn) if real is not None else \
-                self.conn_json(self.synthetic_connection(c.name, c.engine, "replica-"), c.engine)
-            out["standby_private_connection"] = dict(out["standby_connection"])
+            standby = (self.store.db_backend.standby_connection(c.name) if real is not None
+                       else self.synthetic_connection(c.name, c.engine, "replica-"))
+            if standby is not None:  # a real cluster lists the standby that really runs, else none
+                out["standby_connection"] = self.conn_json(standby, c.engine)
+                out["standby_private_connection"] = dict(out["standby_connection"])
         return out
 
     def replica_json(self, c: Cluster, r: Replica) -> dict[str, Any]:
@@ -111,6 +151,55 @@ class Databases:
             "connection": conn, "private_connection": private, "private_network_uuid": c.private_network_uuid,
             "tags": list(r.tags), "storage_size_mib": r.storage_size_mib,
         }
+
+    def pool_json(self, c: Cluster, pool: dict[str, Any]) -> dict[str, Any]:
+        """A connection pool: its real PgBouncer's connection when the backend runs one, else synthetic."""
+        name, user = str(pool["name"]), str(pool.get("user", "doadmin"))
+        real = self.real_connection(c)
+        info = self.store.db_backend.pool_connection(c.name, name) if real is not None else None
+        if info is None:
+            base = self.synthetic_connection(c.name, c.engine)
+            password = self.user_json(c, user, real or base, real is not None)["password"]
+            info = ConnectionInfo(base.host, POOL_PORT, user, password, name, True)
+        conn = self.conn_json(info, c.engine)
+        return {"name": name, "mode": pool.get("mode", "transaction"), "size": int(pool.get("size", 10)),
+                "db": pool.get("db", "defaultdb"), "user": user, "connection": conn, "private_connection": dict(conn)}
+
+    def pool(self, c: Cluster, name: str) -> dict[str, Any]:
+        """The pool or a 404."""
+        found = next((p for p in c.pools if p["name"] == name), None)
+        if found is None:
+            raise ApiError.not_found()
+        return found
+
+    def config(self, c: Cluster) -> dict[str, Any]:
+        """GET .../config: the engine's settings (read from the server the backend runs, when it runs it)."""
+        out: dict[str, Any]
+        if c.engine in REDIS_ENGINES:
+            policy = c.eviction_policy or "noeviction"
+            prefix = c.engine
+            out = {f"{prefix}_maxmemory_policy": policy if prefix == "valkey" else policy.replace("_", "-"),
+                   f"{prefix}_ssl": True, f"{prefix}_persistence": "off"}
+        else:
+            out = {"backup_hour": c.backup_hour, "backup_minute": 13}
+        real = self.store.db_backend.engine_config(c.name) if self.real_connection(c) is not None else None
+        return {**out, **(real or {})}
+
+    def options(self) -> dict[str, Any]:
+        """GET /v2/databases/options: the engines the twin serves, in the versions the sandbox really runs."""
+        regions = [slug for slug, _ in REGIONS]
+        sizes = list(DB_SIZE_STORAGE_MIB)
+        options: dict[str, Any] = {}
+        availability: dict[str, Any] = {}
+        for engine, default in DEFAULT_VERSIONS.items():
+            full = self.store.db_backend.engine_version(engine)
+            version = full.split(".", 1)[0] if full else default
+            options[engine] = {"regions": regions, "versions": [version],
+                               "layouts": [{"num_nodes": n, "sizes": sizes if n == 1 else sizes[1:]}
+                                           for n in (1, 2, 3)]}
+            eoa, eol = PG_LIFECYCLE.get(version, (None, None)) if engine == "pg" else (None, None)
+            availability[engine] = [{"version": version, "end_of_availability": eoa, "end_of_life": eol}]
+        return {"options": options, "version_availability": availability}
 
     def _name_taken(self, name: str) -> bool:
         return any(c.name == name or name in c.replicas for c in self.store.clusters.values())
@@ -147,7 +236,8 @@ class Databases:
             id=cid, name=name, engine=str(body["engine"]),
             version=str(body.get("version") or (source.version if source else "16")), region=str(body["region"]),
             size=str(body["size"]), num_nodes=int(body["num_nodes"]),
-            storage_size_mib=int(body.get("storage_size_mib") or (source.storage_size_mib if source else 10240)),
+            storage_size_mib=int(body.get("storage_size_mib") or (
+                0 if str(body["engine"]) in REDIS_ENGINES else DB_SIZE_STORAGE_MIB.get(str(body["size"]), 10240))),
             created_at=now, ready_at=now + self.store.durations.cluster_create, tags=list(body.get("tags") or []),
             private_network_uuid=str(body.get("private_network_uuid") or self.store.vpc_uuid),
             project_id=str(body.get("project_id") or self.store.project_id),
@@ -161,10 +251,9 @@ class Databases:
         c.firewall = [self.firewall_rule(cid, r, now) for r in body.get("rules") or []]
         if source is not None:
             c.restored_from = source.name
-            c.users = list(source.users)
-            c.pools = [dict(p) for p in source.pools]
+            c.users = list(source.users)  # roles are in the data; pools are the cluster's, not restored
             c.awaiting_backend = True
-            self.store.db_backend.restore(source.name, target, name)
+            c.planned = self.store.db_backend.restore(source.name, target, name)
             log.info("restore of %s at %s into %s started", source.name, target or "latest backup", name)
         else:
             c.add_event("cluster_create", now)
@@ -207,7 +296,7 @@ class Databases:
             id=r.id, name=r.name, engine=c.engine, version=c.version, region=r.region, size=r.size, num_nodes=1,
             storage_size_mib=r.storage_size_mib, created_at=r.created_at, ready_at=now,
             db_names=list(c.db_names), users=list(c.users), tags=list(r.tags), maintenance=dict(c.maintenance),
-            pools=[dict(p) for p in c.pools], eviction_policy=c.eviction_policy, backup_hour=c.backup_hour,
+            eviction_policy=c.eviction_policy, backup_hour=c.backup_hour,  # pools stay with the source
             private_network_uuid=c.private_network_uuid, project_id=c.project_id,
         )
         new.firewall = [{**rule, "cluster_uuid": new.id,
