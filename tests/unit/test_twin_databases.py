@@ -8,6 +8,8 @@ import base64
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from doops.sandbox.api import ConnectionInfo, FakeDatabaseBackend, TwinServer, World, load_scenario
 from doops.sandbox.api.errors import ApiError
 from doops.sandbox.api.resources import Cluster
+from tests.helpers import wait_for
 
 PRIMARY = ConnectionInfo("127.0.0.1", 15432, "doadmin", "s3cret", "learnhub", True)
 
@@ -236,3 +239,149 @@ def test_eviction_policy_reaches_the_server_first(twin: Twin, db: FakeDatabaseBa
     r = twin.client.put(f"/v2/databases/{cache}/eviction_policy", json={"eviction_policy": "noeviction"})
     assert r.status_code == 500
     assert twin.client.get(f"/v2/databases/{cache}/eviction_policy").json()["eviction_policy"] == "volatile_ttl"
+
+
+# -- DELETE: the backend destroys what it runs of the cluster -------------------------------------------------------
+
+
+def test_delete_has_the_backend_drop_the_cluster(twin: Twin, db: FakeDatabaseBackend) -> None:
+    """Before: DELETE removed the cluster from the API only; its real servers ran until the sandbox stopped."""
+    cid = twin.id("learnhub-db")
+    r = twin.client.delete(f"/v2/databases/{cid}")
+    assert r.status_code == 204 and r.content == b""
+    assert ("drop", ("learnhub-db",)) in db.calls
+    assert twin.client.get(f"/v2/databases/{cid}").status_code == 404
+    # its replica, standby and pool went with it; the cache is another cluster and stays
+    assert db.connection("learnhub-db") is None and db.connection("learnhub-db", "learnhub-db-ams3") is None
+    assert db.standby_connection("learnhub-db") is None and db.pool_connection("learnhub-db", "learnhub-pool") is None
+    assert db.connection("learnhub-cache") is not None
+    assert twin.client.delete(f"/v2/databases/{cid}").status_code == 404
+    assert [c for c in db.calls if c[0] == "drop"] == [("drop", ("learnhub-db",))]
+
+
+def test_delete_of_a_restore_under_way_cancels_it(world: World, clock: Clock, db: FakeDatabaseBackend) -> None:
+    c = _restore(world, clock)
+    assert world.cluster_json(c)["status"] == "creating"
+    world.delete_cluster(c.id)
+    assert db.calls[-1] == ("drop", ("learnhub-db-pitr",))
+    clock.t += 60.0  # long past the restore's end: a restore left running would now answer
+    assert db.connection("learnhub-db-pitr") is None and world.find_cluster_by_name("learnhub-db-pitr") is None
+
+
+def test_a_failed_drop_is_a_500_and_the_cluster_stays(twin: Twin, db: FakeDatabaseBackend) -> None:
+    def refuse(cluster_name: str) -> None:
+        raise RuntimeError("cannot stop the server")
+
+    db.drop = refuse  # type: ignore[method-assign]
+    cid = twin.id("learnhub-db")
+    assert twin.client.delete(f"/v2/databases/{cid}").status_code == 500
+    assert twin.client.get(f"/v2/databases/{cid}").json()["database"]["status"] == "online"
+
+
+class _Fleet:
+    """Just what PgDatabaseBackend asks of a PgFleet for a restore and a drop; a restore runs until cancelled."""
+
+    def __init__(self) -> None:
+        self.dropped: list[str] = []
+        self.restores: dict[str, str] = {}  # new name -> how it ended
+        self.released: list[int] = []
+
+    def reserve_port(self) -> int:
+        return 15999
+
+    def release_port(self, port: int) -> None:
+        self.released.append(port)
+
+    def restore_pitr(self, source: str, when: datetime, new_name: str, *, port: int, cancel: Any) -> None:
+        from doops.ops import seam
+
+        self.restores[new_name] = "replaying"
+        wait_for(lambda: cancel.cancelled, 10, "the restore's cancel")
+        self.restores[new_name] = "cancelled"
+        raise seam.Cancelled(cancel.reason)
+
+    def drop_cluster(self, cluster: str) -> list[str]:
+        self.dropped.append(cluster)
+        return [cluster]
+
+    def primary(self, cluster: str) -> Any:
+        raise KeyError(cluster)
+
+    def get(self, name: str) -> Any:
+        raise KeyError(name)
+
+    def standby(self, cluster: str) -> None:
+        return None
+
+
+class _Stoppable:
+    def __init__(self, path: Path) -> None:
+        self.dir = path
+        self.dir.mkdir()
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_real_backend_drop_cancels_a_restore_and_stops_pools_off_the_request_thread(tmp_path: Path) -> None:
+    """The adapter's drop returns at once; its thread cancels the restore, stops the cluster's PgBouncer (gone from
+    the supervisor's map at once) and its metrics endpoint, then has the fleet destroy the servers."""
+    from doops.sandbox.adapters import PgDatabaseBackend
+
+    fleet = _Fleet()
+    bouncer = _Stoppable(tmp_path / "bouncer")
+    bouncers: dict[str, Any] = {"restored": bouncer}
+    metrics = type("M", (), {"dropped": [], "drop": lambda self, c: self.dropped.append(c),
+                             "credentials": None})()
+    backend = PgDatabaseBackend(fleet, "pw", bouncers=bouncers, metrics=metrics)  # type: ignore[arg-type]
+    planned = backend.restore("learnhub-db", None, "restored")
+    assert planned.port == 15999
+    wait_for(lambda: fleet.restores.get("restored") == "replaying", 10, "the restore to start")
+    assert backend.connection("restored") is None  # creating
+    backend.drop("restored")
+    assert "restored" not in bouncers  # the sandbox's status no longer lists it
+    assert backend.connection("restored") is None and backend.user_password("restored", "doadmin") is None
+    wait_for(lambda: fleet.dropped == ["restored"] and not backend._dropping, 10, "the drop to finish")
+    assert fleet.restores["restored"] == "cancelled"
+    assert bouncer.stopped and not bouncer.dir.exists() and metrics.dropped == ["restored"]
+    backend.drop("restored")  # a name nothing runs any more: the fleet is asked again, harmlessly
+    wait_for(lambda: not backend._dropping, 10, "the second drop to finish")
+    assert fleet.dropped == ["restored", "restored"] and fleet.restores["restored"] == "cancelled"
+
+
+# -- the supervisor starts each app with its spec's routes and health paths -----------------------------------------
+
+
+def test_supervisor_starts_apps_from_their_spec(tmp_path: Path) -> None:
+    """Before: the supervisor started apps by component name, so another scenario's routes and health paths were
+    ``/<component>`` and ``/health`` whatever its spec said."""
+    from doops.sandbox.supervisor import SCALED_APPS_SERVER, Supervisor
+
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "scale: {apps: 2}\n"
+        "apps:\n"
+        "  - name: shop\n"
+        "    services:\n"
+        "      - {name: backend, route: /v1, health_path: /ready}\n"
+        "    static_sites:\n"
+        "      - {name: site, route: /}\n"
+        "    workers:\n"
+        "      - {name: mailer}\n")
+    sup = Supervisor(tmp_path, str(scenario), 0, 0)
+    sup._start_apps(load_scenario(str(scenario)))
+    try:
+        shop = sup.apps["shop"]
+        assert shop.health_urls() == {"backend": "/v1/ready"}
+        with httpx.Client(base_url=shop.url, timeout=5) as http:
+            assert http.get("/v1/ready").status_code == 200
+            assert http.get("/v1/").text == "shop/backend: ok\n"
+            assert http.get("/").text == "shop/site: ok\n"
+            assert http.get("/mailer").status_code == 404  # a worker takes no traffic
+            shop.set_unhealthy("backend")
+            assert http.get("/v1/ready").status_code == 503 and http.get("/ready").status_code == 503
+        scaled = sup.apps[SCALED_APPS_SERVER]  # laid out as the scaled apps' own spec
+        assert scaled.health_urls() == {"web": "/web/health"} and scaled.components == ["web"]
+    finally:
+        sup.apps.stop()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from doops.ops import seam
 from doops.sandbox.api.backends import BackupInfo, ConnectionInfo
 from doops.sandbox.cache import USER as CACHE_USER
 from doops.sandbox.db_metrics import MetricsCredentials
@@ -42,6 +44,9 @@ class PgDatabaseBackend:
 
     ``users``: password of each role the sandbox created besides doadmin; every PostgreSQL cluster of the fleet
     descends from one primary (standbys, promoted replicas, restores), so each holds the same roles.
+
+    ``bouncers`` and ``caches`` are the supervisor's own maps (not copies): a deleted cluster's entry leaves them,
+    so the sandbox's status stops listing a server the API no longer has.
     """
 
     def __init__(self, fleet: PgFleet, password: str, database: str = "learnhub", *,
@@ -52,14 +57,21 @@ class PgDatabaseBackend:
         self._password = password
         self._database = database
         self._users = dict(users or {})
-        self._bouncers = dict(bouncers or {})
-        self._caches = dict(caches or {})
+        self._bouncers = bouncers if bouncers is not None else {}
+        self._caches = caches if caches is not None else {}
         self._metrics = metrics
         self._credentials = credentials or (metrics.credentials if metrics else MetricsCredentials())
         self._lock = threading.Lock()
         self._restoring: dict[str, threading.Thread] = {}
+        self._cancels: dict[str, seam.Cancel] = {}  # restore under way -> its cancel
         self._planned: dict[str, ConnectionInfo] = {}
         self._failed: dict[str, str] = {}
+        self._dropping: dict[str, threading.Thread] = {}  # deleted cluster -> the thread destroying its servers
+
+    def _gone(self, cluster_name: str) -> bool:
+        """Whether the cluster was deleted and its servers are still being destroyed: nothing of it is answered."""
+        with self._lock:
+            return cluster_name in self._dropping and cluster_name not in self._restoring
 
     def _conn(self, host: str, port: int) -> ConnectionInfo:
         return ConnectionInfo(host, port, "doadmin", self._password, self._database, ssl=True)
@@ -73,6 +85,8 @@ class PgDatabaseBackend:
 
     def _runs_pg(self, cluster_name: str) -> bool:
         """Whether the cluster is one of the fleet's (its primary runs, or a restore of it is under way)."""
+        if self._gone(cluster_name):
+            return False
         with self._lock:
             if cluster_name in self._planned:
                 return True
@@ -83,6 +97,8 @@ class PgDatabaseBackend:
         return True
 
     def connection(self, cluster_name: str, replica_name: str | None = None) -> ConnectionInfo | None:
+        if self._gone(cluster_name):
+            return None
         if replica_name is not None:
             return self._info(replica_name)
         cache = self._caches.get(cluster_name)
@@ -106,10 +122,17 @@ class PgDatabaseBackend:
         when = target_time or dt.datetime.now(dt.UTC)
         port = self.fleet.reserve_port()
         info = self._conn("127.0.0.1", port)
+        cancel = seam.Cancel()
+        with self._lock:
+            dropping = self._dropping.get(new_name)  # an earlier cluster of that name, still being destroyed
 
         def run() -> None:
+            if dropping is not None:
+                dropping.join()
             try:
-                self.fleet.restore_pitr(source_cluster_name, when, new_name, port=port)
+                self.fleet.restore_pitr(source_cluster_name, when, new_name, port=port, cancel=cancel)
+            except seam.Cancelled:
+                log.info("restore of %s into %s stopped: the cluster was deleted", source_cluster_name, new_name)
             except Exception as exc:  # reported through the cluster status, never lost
                 log.error("restore of %s into %s failed: %s", source_cluster_name, new_name, exc)
                 with self._lock:
@@ -118,11 +141,61 @@ class PgDatabaseBackend:
         thread = threading.Thread(target=run, name=f"restore-{new_name}", daemon=True)
         with self._lock:
             self._restoring[new_name] = thread
+            self._cancels[new_name] = cancel
             self._planned[new_name] = info
         thread.start()
         return info
 
+    def drop(self, cluster_name: str) -> None:
+        """Forget the cluster now and destroy its servers in a thread (the API answers 204 meanwhile): a restore
+        into it is cancelled, then its PgBouncer, its metrics endpoint, its cache server and its PostgreSQL
+        servers stop and their files go (:meth:`PgFleet.drop_cluster`)."""
+        with self._lock:
+            restore = self._restoring.pop(cluster_name, None)
+            cancel = self._cancels.pop(cluster_name, None)
+            self._planned.pop(cluster_name, None)
+            self._failed.pop(cluster_name, None)
+            if cancel is not None:
+                cancel.cancel(f"cluster {cluster_name} deleted")
+            if cluster_name in self._dropping:
+                # a restore made while an earlier cluster of that name is destroyed has not begun (it waits for
+                # that): its cancel is all it takes
+                return
+            bouncer = self._bouncers.pop(cluster_name, None)
+            cache = self._caches.pop(cluster_name, None)
+            thread = threading.Thread(target=self._destroy, args=(cluster_name, restore, bouncer, cache),
+                                      name=f"drop-{cluster_name}", daemon=True)
+            self._dropping[cluster_name] = thread
+        thread.start()
+
+    def _destroy(self, cluster_name: str, restore: threading.Thread | None, bouncer: PgBouncer | None,
+                 cache: CacheServer | None) -> None:
+        """The slow part of :meth:`drop`, off the request thread. Errors are logged: the API has answered."""
+        try:
+            if bouncer is not None:
+                bouncer.stop()
+                shutil.rmtree(bouncer.dir, ignore_errors=True)
+            if self._metrics is not None:
+                self._metrics.drop(cluster_name)
+            stopped: list[str] = []
+            if cache is not None:
+                cache.stop()
+                shutil.rmtree(cache.dir, ignore_errors=True)
+            else:
+                stopped = self.fleet.drop_cluster(cluster_name)
+            if restore is not None:
+                restore.join()  # cancelled: it ends at its next step, leaving nothing behind
+            log.info("database cluster %s destroyed (servers: %s)", cluster_name,
+                     ", ".join(stopped) or ("cache" if cache is not None else "none"))
+        except Exception:
+            log.exception("destroying the servers of deleted cluster %s failed", cluster_name)
+        finally:
+            with self._lock:
+                self._dropping.pop(cluster_name, None)
+
     def list_backups(self, cluster_name: str) -> list[BackupInfo] | None:
+        if self._gone(cluster_name):
+            return None
         try:
             backups = self.fleet.list_backups(cluster_name)
         except KeyError:
@@ -130,6 +203,8 @@ class PgDatabaseBackend:
         return [BackupInfo(b.created_at, round(b.size_bytes / 1024**3, 6)) for b in backups]
 
     def standby_connection(self, cluster_name: str) -> ConnectionInfo | None:
+        if self._gone(cluster_name):
+            return None
         srv = self.fleet.standby(cluster_name)
         return self._conn(srv.host, srv.port) if srv is not None else None
 
@@ -160,7 +235,7 @@ class PgDatabaseBackend:
         return self.fleet.ca.pem
 
     def metrics_endpoint(self, cluster_name: str) -> tuple[str, int] | None:
-        if self._metrics is None or cluster_name in self._caches:
+        if self._metrics is None or cluster_name in self._caches or self._gone(cluster_name):
             return None
         endpoint = self._metrics.endpoint(cluster_name)
         return ("127.0.0.1", endpoint.port) if endpoint is not None else None
@@ -177,6 +252,8 @@ class PgDatabaseBackend:
             cache.set_eviction_policy(policy)
 
     def engine_config(self, cluster_name: str) -> dict[str, Any] | None:
+        if self._gone(cluster_name):
+            return None
         cache = self._caches.get(cluster_name)
         if cache is not None:
             live = cache.live_policy()

@@ -226,6 +226,14 @@ class MetricsEndpoints:
             self._endpoints[cluster] = ep
             return ep
 
+    def drop(self, cluster: str) -> None:
+        """Stop the endpoint of a deleted cluster (its port closes); a cluster of that name made later gets a
+        new one."""
+        with self._lock:
+            ep = self._endpoints.pop(cluster, None)
+        if ep is not None:
+            ep.stop()
+
     def running(self) -> dict[str, PgMetricsEndpoint]:
         with self._lock:
             return dict(self._endpoints)

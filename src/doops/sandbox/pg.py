@@ -156,6 +156,17 @@ class ReplicationStatus:
 
 
 @dataclass
+class _Restore:
+    """A point-in-time restore under way: how to cancel it, when it has finished (cleaned up, if cancelled), and
+    what it reads (the source's base backups and WAL archives: a drop of another cluster must leave them)."""
+
+    cancel: seam.Cancel
+    source: str
+    archives: list[str]
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class _Heartbeat:
     cluster: str
     thread: threading.Thread
@@ -210,6 +221,7 @@ class PgFleet:
         self._lineage: dict[str, list[str]] = {}  # cluster -> servers whose archives hold its WAL
         self._backups: dict[str, list[Backup]] = {}
         self._heartbeats: dict[str, _Heartbeat] = {}
+        self._restores: dict[str, _Restore] = {}  # new cluster -> its restore under way
         self._ports: set[int] = set()
         self._closed = False
 
@@ -271,6 +283,12 @@ class PgFleet:
             port = free_port(self._ports)
             self._ports.add(port)
             return port
+
+    def release_port(self, port: int) -> None:
+        """Give back a port from :meth:`reserve_port` that no server will take."""
+        with self._lock:
+            if not any(s.port == port and s.state == "running" for s in self._servers.values()):
+                self._ports.discard(port)
 
     def list_backups(self, cluster: str) -> list[Backup]:
         with self._lock:
@@ -453,10 +471,12 @@ class PgFleet:
     def _launch(
         self, srv: PgServer, *, tcp: bool = True, track: bool = True,
         extra: dict[str, str] | None = None, timeout: float = START_TIMEOUT, fixed_port: bool = False,
+        cancel: seam.Cancel | None = None,
     ) -> None:
         """Start the postmaster for `srv` and wait until it accepts connections; retries on a port
         clash (the port is only probed free, postgres cannot bind port 0 itself) unless ``fixed_port``
-        (a port already given out, as a restore's: it fails rather than move)."""
+        (a port already given out, as a restore's: it fails rather than move). A ``cancel`` ends the wait
+        early (the caller stops the server)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_", "LANG"))}
         env.update({"LC_ALL": "C", "HOME": str(srv.data_dir)})
         log_path = self.base_dir / "logs" / f"{srv.name}.log"
@@ -487,7 +507,8 @@ class PgFleet:
 
             def ready(proc: subprocess.Popen[bytes] = proc) -> bool:
                 st = read_postmaster_status(srv.data_dir)
-                return proc.poll() is not None or (st is not None and st[0] == proc.pid and st[1] == "ready")
+                return (proc.poll() is not None or (st is not None and st[0] == proc.pid and st[1] == "ready")
+                        or (cancel is not None and cancel.cancelled))
 
             try:
                 wait_until(ready, timeout, f"postgres {srv.name} to accept connections")
@@ -853,69 +874,153 @@ class PgFleet:
     # ------------------------------------------------------------------ PITR
 
     def restore_pitr(self, source_cluster: str, target_time: dt.datetime, new_name: str,
-                     port: int | None = None) -> PgServer:
+                     port: int | None = None, cancel: seam.Cancel | None = None) -> PgServer:
         """Point-in-time recovery of `source_cluster` into a NEW server/cluster `new_name`: newest base
         backup finished before `target_time` + WAL from the archive up to `target_time`, then promote.
 
         ``port`` (from :meth:`reserve_port`): the port the new server must listen on, because its connection
-        was already given out; without it a free one is picked."""
+        was already given out; without it a free one is picked. ``cancel`` (also set by :meth:`drop_cluster` of
+        `new_name`) stops the restore at its next step, whatever it has reached (the server stopped if it runs,
+        its data removed, the port given back), and raises :class:`~doops.ops.seam.Cancelled`."""
         target = _aware(target_time)
         now = dt.datetime.now(dt.UTC)
         if target > now:
             raise ValueError(f"recovery target {target.isoformat()} is in the future")
-        candidates = [b for b in self.list_backups(source_cluster) if b.created_at <= target]
-        if not candidates:
-            have = ", ".join(b.created_at.isoformat() for b in self.list_backups(source_cluster)) or "none"
-            raise NoBaseBackupError(
-                f"no base backup of {source_cluster!r} finished before {target.isoformat()} (backups: {have})")
-        backup = candidates[-1]
-        self._flush_archive(source_cluster)
+        restore = _Restore(cancel or seam.Cancel(), source_cluster, [])
         with self._lock:
-            if new_name in self._servers and self._servers[new_name].state == "running":
+            if restore.cancel.cancelled:  # dropped before it began: only the port to give back
+                if port:
+                    self._ports.discard(port)
+                restore.cancel.check()
+            if new_name in self._restores or (new_name in self._servers and
+                                              self._servers[new_name].state == "running"):
                 raise ValueError(f"PostgreSQL server {new_name!r} already exists")
-            archives = [self.base_dir / "archive" / n for n in self._lineage.get(source_cluster, [source_cluster])]
+            restore.archives = list(self._lineage.get(source_cluster, [source_cluster]))
+            self._restores[new_name] = restore
+        srv: PgServer | None = None
         data = self.base_dir / "data" / new_name
-        self._fresh_dir(data)
-        shutil.copytree(backup.path, data, symlinks=True)
-        for junk in ("standby.signal", "postmaster.pid", "postmaster.opts", "backup_manifest"):
-            (data / junk).unlink(missing_ok=True)
-        (data / "postgresql.auto.conf").write_text("# reset by doops PITR restore\n")
-        (data / "recovery.signal").write_text("")
-        data.chmod(0o700)
-        self.run_as.chown(data, recursive=True)
-        self._install_tls(data)
-        self._prepare_archive(new_name)
-        dirs = " ".join(shlex.quote(str(a)) for a in archives)
-        restore_cmd = f'for d in {dirs}; do if test -f "$d/%f"; then exec cp "$d/%f" "%p"; fi; done; exit 1'
-        recovery = {
-            "restore_command": _q(restore_cmd),
-            "recovery_target_time": _q(target.isoformat()),
-            "recovery_target_action": _q("promote"),
-            "recovery_target_timeline": _q("latest"),
-        }
-        srv = PgServer(name=new_name, cluster=new_name, role="primary", port=port or 0, data_dir=data)
-        self._register(srv)
-        t0 = time.monotonic()
-        self._launch(srv, extra=recovery, timeout=180, fixed_port=port is not None)
+        touched = False  # whether the data dir and archive of `new_name` are this restore's own yet
+        try:
+            candidates = [b for b in self.list_backups(source_cluster) if b.created_at <= target]
+            if not candidates:
+                have = ", ".join(b.created_at.isoformat() for b in self.list_backups(source_cluster)) or "none"
+                raise NoBaseBackupError(
+                    f"no base backup of {source_cluster!r} finished before {target.isoformat()} (backups: {have})")
+            backup = candidates[-1]
+            self._flush_archive(source_cluster)
+            restore.cancel.check()
+            self._fresh_dir(data)
+            touched = True
+            shutil.copytree(backup.path, data, symlinks=True)
+            for junk in ("standby.signal", "postmaster.pid", "postmaster.opts", "backup_manifest"):
+                (data / junk).unlink(missing_ok=True)
+            (data / "postgresql.auto.conf").write_text("# reset by doops PITR restore\n")
+            (data / "recovery.signal").write_text("")
+            data.chmod(0o700)
+            self.run_as.chown(data, recursive=True)
+            self._install_tls(data)
+            self._prepare_archive(new_name)
+            dirs = " ".join(shlex.quote(str(self.base_dir / "archive" / a)) for a in restore.archives)
+            restore_cmd = f'for d in {dirs}; do if test -f "$d/%f"; then exec cp "$d/%f" "%p"; fi; done; exit 1'
+            recovery = {
+                "restore_command": _q(restore_cmd),
+                "recovery_target_time": _q(target.isoformat()),
+                "recovery_target_action": _q("promote"),
+                "recovery_target_timeline": _q("latest"),
+            }
+            srv = PgServer(name=new_name, cluster=new_name, role="primary", port=port or 0, data_dir=data)
+            with self._lock:  # a drop from here on finds the server and stops it
+                restore.cancel.check()
+                self._register(srv)
+            t0 = time.monotonic()
+            self._launch(srv, extra=recovery, timeout=180, fixed_port=port is not None, cancel=restore.cancel)
 
-        def recovered() -> bool:
-            proc = self._procs.get(new_name)
-            if proc is None or proc.poll() is not None:
-                raise RuntimeError(f"PITR server {new_name} exited during recovery: {self._log_tail(srv)}")
+            def recovered() -> bool:
+                restore.cancel.check()
+                proc = self._procs.get(new_name)
+                if proc is None or proc.poll() is not None:
+                    raise RuntimeError(f"PITR server {new_name} exited during recovery: {self._log_tail(srv)}")
+                with self.connect_admin(new_name, "postgres") as conn:
+                    return not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]  # type: ignore[index]
+
+            wait_until(recovered, 180, f"{new_name} to finish recovery", interval=0.05)
+            self._write_conf(srv, True, None)  # drop the recovery settings for later restarts
             with self.connect_admin(new_name, "postgres") as conn:
-                return not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]  # type: ignore[index]
-
-        wait_until(recovered, 180, f"{new_name} to finish recovery", interval=0.05)
-        self._write_conf(srv, True, None)  # drop the recovery settings for later restarts
-        with self.connect_admin(new_name, "postgres") as conn:
-            conn.execute("SELECT pg_reload_conf()")
-        with self._lock:
-            self._primary[new_name] = new_name
-            self._lineage[new_name] = [new_name]
-            self._backups[new_name] = []
+                conn.execute("SELECT pg_reload_conf()")
+            with self._lock:
+                restore.cancel.check()
+                self._primary[new_name] = new_name
+                self._lineage[new_name] = [new_name]
+                self._backups[new_name] = []
+        except BaseException as exc:
+            if not restore.cancel.cancelled:
+                if port:
+                    self.release_port(port)
+                raise
+            self._abandon(new_name, srv, data if touched else None, port)
+            log.info("restore of %s into %s cancelled (%s)", source_cluster, new_name, restore.cancel.reason)
+            raise seam.Cancelled(restore.cancel.reason) from (None if isinstance(exc, seam.Cancelled) else exc)
+        finally:
+            with self._lock:
+                if self._restores.get(new_name) is restore:
+                    del self._restores[new_name]
+            restore.done.set()
         log.info("PITR %s -> %s at %s from backup %s in %.2fs", source_cluster, new_name,
                  target.isoformat(), backup.id, time.monotonic() - t0)
         return srv
+
+    def _abandon(self, name: str, srv: PgServer | None, data: Path | None, port: int | None) -> None:
+        """What a cancelled restore leaves goes: its server (if started), pid record, port, and (``data``: the
+        restore had made them its own) its data and archive."""
+        if srv is not None:
+            self._stop_proc(srv, signal.SIGQUIT)
+            with self._lock:
+                if self._servers.get(name) is srv:
+                    del self._servers[name]
+        if port:
+            self.release_port(port)
+        if data is not None:
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.rmtree(self.base_dir / "archive" / name, ignore_errors=True)
+
+    def drop_cluster(self, cluster: str, timeout: float = 60.0) -> list[str]:
+        """Destroy a cluster as DigitalOcean does when it is deleted: its heartbeat and every server of it
+        (primary, standby nodes, read replicas, a former primary) stop at once (immediate shutdown), a restore
+        into it is cancelled (waiting up to ``timeout`` s for it to clean up), their pid records and ports go,
+        their data directories are removed, and so are their WAL archives and the cluster's base backups unless
+        another cluster or a restore under way still reads them. A read replica promoted out of it is a cluster
+        of its own and stays. Idempotent; returns the servers it stopped."""
+        self.stop_heartbeat(cluster)
+        with self._lock:
+            restore = self._restores.get(cluster)
+            if restore is not None:
+                restore.cancel.cancel(f"cluster {cluster} dropped")
+            doomed = [s for s in self._servers.values() if s.cluster == cluster]
+        # replicas and standbys first: their upstream's walsenders then have nobody left to wait for
+        for srv in sorted(doomed, key=lambda s: s.role == "primary"):
+            self._stop_proc(srv, signal.SIGQUIT)
+        if restore is not None and not seam.wait_until(
+                restore.done.is_set, timeout=timeout, clock=seam.SystemClock(), interval=0.02, max_interval=0.2).done:
+            log.warning("restore into %s did not stop within %.0fs of its cancel", cluster, timeout)
+        with self._lock:
+            for srv in doomed:
+                if self._servers.get(srv.name) is srv:
+                    del self._servers[srv.name]
+            self._primary.pop(cluster, None)
+            self._lineage.pop(cluster, None)
+            self._backups.pop(cluster, None)
+            still_read = {a for lineage in self._lineage.values() for a in lineage}
+            still_read |= {a for r in self._restores.values() for a in r.archives}
+            sources = {r.source for r in self._restores.values()}
+        for srv in doomed:
+            shutil.rmtree(srv.data_dir, ignore_errors=True)
+            if srv.name not in still_read:
+                shutil.rmtree(self.base_dir / "archive" / srv.name, ignore_errors=True)
+        if cluster not in sources:
+            shutil.rmtree(self.base_dir / "backups" / cluster, ignore_errors=True)
+        names = [s.name for s in doomed]
+        log.info("dropped cluster %s: stopped %s", cluster, ", ".join(names) or "no server")
+        return names
 
     def _flush_archive(self, cluster: str) -> None:
         """If the cluster's primary is up, write a commit (so a record after the target exists),

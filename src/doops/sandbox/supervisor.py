@@ -215,14 +215,16 @@ class Supervisor:
         self.spaces = SpacesTwin(self.spaces_key, self.spaces_secret, replication_delay=delay).start()
 
     def _start_apps(self, scenario: Any) -> None:
+        """A server per app of the scenario, each component with the route and health path of its app spec; one
+        more answering for every scaled (API-only) app, laid out as their spec is."""
+        from doops.sandbox.api.state_build import scaled_app
         from doops.sandbox.apps import AppFleet
 
         self.apps = AppFleet()
         for spec in scenario.data.get("apps") or []:
-            comps = [s["name"] for key in ("services", "static_sites", "workers") for s in spec.get(key) or []]
-            self.apps.add(spec["name"], comps or ["web"])
+            self.apps.add_spec(spec)
         if int(scenario.scale.get("apps") or 0) > 0:
-            self.apps.add(SCALED_APPS_SERVER, ["web"])
+            self.apps.add_spec(scaled_app(SCALED_APPS_SERVER))
 
     def _start_twin(self, scenario: Any) -> None:
         from doops.sandbox.adapters import FleetAppBackend, PgDatabaseBackend, ProxyCdnBackend
@@ -411,7 +413,8 @@ class Supervisor:
         for name, srv in self.fleet.servers.items():
             if srv.state == "killed":
                 faults.append({"kind": "db-stop", "server": name})
-        faults += [{"kind": "db-lag", "server": n} for n in sorted(self._paused)]
+        servers = self.fleet.servers
+        faults += [{"kind": "db-lag", "server": n} for n in sorted(self._paused) if n in servers]  # not deleted
         return faults
 
     def apply_fault(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -139,6 +139,13 @@ class DatabaseBackend(Protocol):
         """Settings read from the cluster's server, in the API's config names (``None``: not run)."""
         ...
 
+    def drop(self, cluster_name: str) -> None:
+        """The cluster was deleted (``DELETE /v2/databases/{uuid}``): destroy what the backend runs of it, as
+        DigitalOcean does: its servers (primary, standby, read replicas; a restore still under way is
+        cancelled), their data, pools and metrics endpoint. Return at once: the API answers 204 meanwhile;
+        from now on the backend knows the name no more (a new cluster may take it). No-op for one not run."""
+        ...
+
 
 @runtime_checkable
 class CdnBackend(Protocol):
@@ -305,6 +312,17 @@ class FakeDatabaseBackend:
         """See DatabaseBackend.engine_config."""
         got = self.configs.get(cluster_name)
         return dict(got) if got is not None else None
+
+    def drop(self, cluster_name: str) -> None:
+        """See DatabaseBackend.drop: forgets the cluster, its replicas, standby, pools and any pending restore."""
+        with self._lock:
+            self.calls.append(("drop", (cluster_name,)))
+            self._restores.pop(cluster_name, None)
+            for table in (self.clusters, self.standbys, self.metrics, self.configs, self.backups):
+                table.pop(cluster_name, None)
+            for pairs in (self.replicas, self.pools):
+                for key in [k for k in pairs if k[0] == cluster_name]:
+                    del pairs[key]
 
     def add_daily_backups(self, cluster_name: str, days: int = 7, size_gb: float = 1.5) -> None:
         """Test helper: daily backups for the last ``days`` days."""

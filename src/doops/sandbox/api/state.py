@@ -38,7 +38,8 @@ Spec-silent choices (what the OpenAPI spec does not say, and what the twin does)
   schema nests a second ``credentials``; godo and doctl read the flat form).
 - Backups: from ``DatabaseBackend.list_backups``; when it returns None the twin lists one daily backup at
   the cluster's ``backup_hour`` for each of the last 7 days (none before the cluster existed), newest first.
-- A cluster or replica name already in use is 422. Deleting a cluster deletes its replicas.
+- A cluster or replica name already in use is 422. Deleting a cluster deletes its replicas, and
+  ``DatabaseBackend.drop`` destroys the servers the backend runs for them (after the 204).
 - Eviction policy routes on a cluster that is not redis/valkey answer 422.
 - Deployments: PENDING_BUILD -> BUILDING -> DEPLOYING -> ACTIVE, ``durations.deployment_phase`` each. Of
   the deployments that reached ACTIVE, the newest is ACTIVE and every older one SUPERSEDED. A new

@@ -15,6 +15,13 @@ from doops.sandbox.api.state_apps import AppPlatform
 from doops.sandbox.api.state_databases import Databases
 
 
+def scaled_app(name: str) -> dict[str, Any]:
+    """The scenario entry of an app ``scale`` adds: one service ``web`` (routed at ``/web``, health checked on
+    ``/health``). The sandbox's one server for every scaled app is started from the same entry."""
+    return {"name": name, "region": "nyc", "services": [{"name": "web", "instance_count": 1, "http_port": 8080}],
+            "deployments": 1}
+
+
 class ScenarioBuilder:
     """Fills a store from a scenario's data; firewall rules and live URLs come from their concerns."""
 
@@ -69,9 +76,7 @@ class ScenarioBuilder:
         n = 0
         while len(self.store.apps) < scale.get("apps", 0):
             n += 1
-            self._add_app({"name": f"scale-app-{n:03d}", "region": "nyc",
-                           "services": [{"name": "web", "instance_count": 1, "http_port": 8080}],
-                           "deployments": 1}, now)
+            self._add_app(scaled_app(f"scale-app-{n:03d}"), now)
         n = 0
         while len(self.store.cdn_endpoints) < scale.get("cdn_endpoints", 0):
             n += 1

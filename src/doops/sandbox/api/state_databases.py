@@ -261,9 +261,13 @@ class Databases:
         return c
 
     def delete_cluster(self, cluster_id: str) -> None:
-        """DELETE /v2/databases/{uuid}."""
-        self.store.cluster(cluster_id)
+        """DELETE /v2/databases/{uuid}: the cluster and its replicas leave the API and the backend destroys
+        their servers (started here, finished after the 204, as on DigitalOcean). The backend first: if it
+        raises, the answer is a 500 and the cluster stays."""
+        c = self.store.cluster(cluster_id)
+        self.store.db_backend.drop(c.name)
         del self.store.clusters[cluster_id]
+        log.info("database cluster %s deleted", c.name)
 
     def create_replica(self, c: Cluster, body: dict[str, Any]) -> Replica:
         """POST /v2/databases/{uuid}/replicas."""
