@@ -106,6 +106,11 @@ class Platform:
         """HTTP requests sent to the DigitalOcean API so far in this run (every attempt included)."""
         return self._do.http.stats.requests if self._do is not None else 0
 
+    def wait_do_requests(self, at_least: int, timeout: float) -> bool:
+        """Until ``at_least`` requests have been sent to the API in this run (False at once when no client has
+        been made, or when ``timeout`` passed first)."""
+        return self._do is not None and self._do.http.stats.wait_attempts(at_least, timeout)
+
     def close(self) -> None:
         if self._do is not None:
             self._do.http.close()

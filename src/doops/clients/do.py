@@ -112,16 +112,27 @@ class DOClient:
             if self._pydo is None:
                 import pydo
                 from azure.core.pipeline.policies import RetryPolicy
+                from pydo._patch import TokenCredentials
 
                 from doops.clients.transport import HttpxTransport
 
-                self._pydo = pydo.Client(
-                    token=self._token,
+                # pydo's generated client: every operation group doops calls, with the User-Agent pydo.Client
+                # sends. pydo.Client adds the inference, agents and gateway surfaces on top (34 more modules
+                # imported on a cold start) that doops never uses.
+                self._pydo = pydo.GeneratedClient(
+                    TokenCredentials(self._token),
                     endpoint=self.api_url,
+                    timeout=120,
+                    sdk_moniker=f"pydo/{pydo.__version__}",
                     transport=HttpxTransport(self.http),
                     retry_policy=RetryPolicy(retry_total=0),  # retries live in ResilientHttp
                 )
             return self._pydo
+
+    def prepare(self) -> None:
+        """Import pydo and build its client now (the first call would otherwise): a cold ``doops status``
+        does it before anything else so that its first requests leave before the other libraries load."""
+        self._client()
 
     def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
         """Run pydo operation ``group.method``; 2xx body back, anything else raised as ApiError."""
@@ -270,3 +281,12 @@ class DOClient:
         body = self.call("databases.list_events_logs", cluster_id) or {}
         events = [DatabaseEvent.from_api(d) for d in body.get("events") or []]
         return sorted(events, key=lambda e: e.create_time.timestamp() if e.create_time else 0.0, reverse=True)
+
+    def create_database_cluster(self, body: dict[str, Any]) -> DatabaseCluster:
+        """POST /v2/databases (201), also a point-in-time restore with ``backup_restore``. Never retried on its
+        own (a second create could make a second cluster): the caller finds the cluster by name instead."""
+        return DatabaseCluster.from_api(self.call("databases.create_cluster", body)["database"])
+
+    def delete_database_cluster(self, cluster_id: str) -> None:
+        """DELETE /v2/databases/{uuid} (204)."""
+        self.call("databases.destroy_cluster", cluster_id)

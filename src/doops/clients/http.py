@@ -7,20 +7,67 @@ pydo speaks azure-core; :class:`doops.clients.transport.HttpxTransport` hands it
 from __future__ import annotations
 
 import logging
+import os
 import random
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import httpx
+# httpx's own command line (httpx._main) imports rich and pygments on `import httpx`: a tenth of a second of a
+# cold `doops status -o json` for a CLI doops never runs. Blocked for the first import only; `httpx.main` then
+# is httpx's stub, and importing httpx._main later still works.
+_SKIP_HTTPX_CLI = "httpx" not in sys.modules and "httpx._main" not in sys.modules
+if _SKIP_HTTPX_CLI:
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+try:
+    import httpx
+finally:
+    if _SKIP_HTTPX_CLI and sys.modules.get("httpx._main", False) is None:
+        del sys.modules["httpx._main"]
 
-from doops import secrets
-from doops.errors import ApiUnreachable, UsageError
+from doops import secrets  # noqa: E402
+from doops.errors import ApiUnreachable, UsageError  # noqa: E402
 
 log = logging.getLogger("doops.http")
+
+_tls: dict[tuple[str | None, str | None], Future[ssl.SSLContext]] = {}
+_tls_lock = threading.Lock()
+
+
+def _tls_future() -> Future[ssl.SSLContext]:
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _tls_lock:
+        fut = _tls.get(key)
+        if fut is None:
+            fut = _tls[key] = Future()
+
+            def make() -> None:
+                try:
+                    fut.set_result(httpx.create_ssl_context(verify=True, trust_env=True))
+                except BaseException as exc:
+                    fut.set_exception(exc)
+
+            threading.Thread(target=make, name="doops-tls", daemon=True).start()
+        return fut
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS context httpx makes for ``verify=True``, made once per process and shared by every client (the
+    API's and the probes'): parsing the CA bundle costs about 50 ms each time. Keyed by SSL_CERT_FILE and
+    SSL_CERT_DIR, which httpx honours, so a changed trust store is never ignored."""
+    return _tls_future().result()
+
+
+def prepare_tls() -> None:
+    """Start making the TLS context in the background: OpenSSL parses the CA bundle without holding the GIL,
+    so on a cold start it overlaps the imports that follow instead of adding to them."""
+    _tls_future()
 
 ANNOUNCE_AFTER = 2.0  # seconds: any longer pause is said on stderr, so a silent wait is never a mystery
 
@@ -138,6 +185,10 @@ class RequestStats:
     count: int = 0
     attempts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sent: threading.Condition = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._sent = threading.Condition(self._lock)
 
     def call(self) -> None:
         with self._lock:
@@ -146,6 +197,12 @@ class RequestStats:
     def attempt(self) -> None:
         with self._lock:
             self.attempts += 1
+            self._sent.notify_all()
+
+    def wait_attempts(self, at_least: int, timeout: float) -> bool:
+        """Until ``at_least`` requests have been sent in all (False when ``timeout`` passed first)."""
+        with self._sent:
+            return self._sent.wait_for(lambda: self.attempts >= at_least, timeout)
 
     @property
     def retries(self) -> int:
@@ -196,6 +253,7 @@ class ResilientHttp:
         self.clock = clock
         self.stats = RequestStats()
         self.client = httpx.Client(
+            verify=tls_context(),
             timeout=timeout or httpx.Timeout(30.0, connect=5.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,

@@ -31,13 +31,14 @@ class WebClient:
     """One pooled httpx client with short timeouts, following redirects like a browser."""
 
     def __init__(self, timeout: float = 5.0) -> None:
-        import httpx
+        from doops.clients.http import httpx, tls_context  # httpx without its CLI, the process's TLS context
 
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)), follow_redirects=True)
+        self._client = httpx.Client(verify=tls_context(), timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+                                    follow_redirects=True)
 
     def probe(self, method: str, url: str, headers: dict[str, str] | None = None, *, keep_body: bool = False,
               max_body: int = 1 << 20) -> Probe:
-        import httpx
+        from doops.clients.http import httpx
 
         try:
             resp = self._client.request(method, url, headers=headers)

@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from doops.errors import UsageError
-from doops.ops.status.checks_api import collect_apps, collect_functions, collect_monitoring
-from doops.ops.status.checks_data import collect_cache, collect_databases
-from doops.ops.status.checks_prom import collect_prometheus
-from doops.ops.status.checks_storage import collect_cdn, collect_spaces
-from doops.ops.status.engine import Runner
+from doops.ops.status.engine import Imports, Runner
 from doops.ops.status.model import COMPONENTS, CheckResult, Status, StatusReport, worst
 from doops.platform import Platform
 
 __all__ = ["COMPONENTS", "Status", "StatusReport", "run_status", "validate_components"]
 
-COLLECTORS: dict[str, Callable[[Runner], list[CheckResult]]] = {
-    "apps": collect_apps,
-    "functions": collect_functions,
-    "databases": collect_databases,
-    "cache": collect_cache,
-    "spaces": collect_spaces,
-    "cdn": collect_cdn,
-    "monitoring": collect_monitoring,
-    "prometheus": collect_prometheus,
+# component -> (module, function): a collector's module is imported only when its component is chosen.
+COLLECTORS: dict[str, tuple[str, str]] = {
+    "apps": ("doops.ops.status.checks_api", "collect_apps"),
+    "functions": ("doops.ops.status.checks_api", "collect_functions"),
+    "databases": ("doops.ops.status.checks_data", "collect_databases"),
+    "cache": ("doops.ops.status.checks_data", "collect_cache"),
+    "spaces": ("doops.ops.status.checks_storage", "collect_spaces"),
+    "cdn": ("doops.ops.status.checks_storage", "collect_cdn"),
+    "monitoring": ("doops.ops.status.checks_api", "collect_monitoring"),
+    "prometheus": ("doops.ops.status.checks_prom", "collect_prometheus"),
 }
+
+# The API call each component starts with (databases and cache share one): pydo and its client are made
+# first for these, and the heavy imports wait until these requests have left (FIRST_CALLS_WAIT at most).
+FIRST_CALL = {"apps": "apps", "functions": "namespaces", "databases": "clusters", "cache": "clusters",
+              "cdn": "cdn", "monitoring": "alert_policies"}
+USES_API = frozenset(FIRST_CALL)
+FIRST_CALLS_WAIT = 0.5  # seconds: never more, whatever the first calls do
+
+# The other heavy libraries, loaded in the background while the first API requests wait on the network, in
+# this order: the checks with the longest network waits after their library loads go first (PostgreSQL:
+# connections, then the pools call; Spaces: its S3 client, then list calls), Prometheus' short ones last.
+LIBRARIES: tuple[tuple[str, str], ...] = (
+    ("databases", "psycopg"),
+    ("functions", "croniter"),
+    ("spaces", "boto3"),
+    ("prometheus", "prometheus_api_client.prometheus_connect"),
+)
 
 
 def validate_components(names: Iterable[str]) -> list[str]:
@@ -39,21 +53,34 @@ def validate_components(names: Iterable[str]) -> list[str]:
     return chosen or list(COMPONENTS)
 
 
-# Heavy client libraries each component needs. Imported one after another before the checks start:
-# imported concurrently from many threads they contend for the GIL and import locks and take twice as long.
-IMPORTS: dict[str, tuple[str, ...]] = {
-    "apps": ("pydo", "httpx"), "functions": ("pydo", "croniter"), "databases": ("pydo", "psycopg"),
-    "cache": ("pydo",), "spaces": ("boto3",), "cdn": ("pydo", "httpx"), "monitoring": ("pydo",),
-    "prometheus": ("prometheus_api_client",),
-}
+def collector(name: str) -> Callable[[Runner], list[CheckResult]]:
+    module, function = COLLECTORS[name]
+    fn: Callable[[Runner], list[CheckResult]] = getattr(importlib.import_module(module), function)
+    return fn
 
 
-def _preload(chosen: list[str]) -> None:
-    import importlib
+def libraries(app: Platform, chosen: list[str]) -> list[str]:
+    """The heavy libraries this run will use: none for a component the config leaves unchecked (no bucket,
+    no Prometheus URL), so `doops status` without Spaces never loads boto3."""
+    def configured(name: str) -> bool:
+        try:
+            if name == "spaces":
+                return bool(app.config.spaces.buckets)
+            if name == "prometheus":
+                return bool(app.config.prometheus.resolved_url())
+        except Exception:  # a config problem is the collector's to report; load the library as before
+            return True
+        return True
 
-    for module in dict.fromkeys(m for name in chosen for m in IMPORTS[name]):
-        with contextlib.suppress(ImportError):  # the check that needs it reports the problem
-            importlib.import_module(module)
+    return [module for name, module in LIBRARIES if name in chosen and configured(name)]
+
+
+def prepare_api(app: Platform) -> None:
+    """Import pydo and build its client before anything else starts, so the first requests leave first."""
+    try:
+        app.do.prepare()
+    except Exception:  # no token, say: every check that needs the API fails with the reason and reports it
+        return
 
 
 DEFAULT_TIMEOUT = 50.0  # seconds: under the 60 s a Nagios check gets by default
@@ -73,16 +100,34 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
     chosen = validate_components(components)
     started = time.monotonic()
     deadline = started + timeout if timeout is not None else None
-    _preload(chosen)
+    # Cold start: the API client first (on this thread; the TLS context meanwhile on another), then the
+    # collectors fire their first requests, then the other libraries load in the background while those
+    # requests wait on the network.
+    if USES_API.intersection(chosen):
+        from doops.clients.http import prepare_tls
+
+        prepare_tls()
+    collectors = {name: collector(name) for name in chosen}
+    if USES_API.intersection(chosen):
+        prepare_api(app)
     requests_before = app.do_request_count()
-    runner = Runner(app, concurrency)
+    # Sequential collectors send their first calls one after another: only the first is waited for.
+    first = len({FIRST_CALL[n] for n in chosen if n in FIRST_CALL})
+    first = min(first, 1) if concurrency <= 1 else first
+
+    def after_first_calls() -> None:
+        if first:
+            app.wait_do_requests(requests_before + first, FIRST_CALLS_WAIT)
+
+    imports = Imports(libraries(app, chosen), after=after_first_calls)
+    runner = Runner(app, concurrency, imports)
     results: dict[str, list[CheckResult]] = {}
     lock = threading.Lock()
     all_done = threading.Event()
 
     def collect(name: str) -> None:
         try:
-            got = COLLECTORS[name](runner)
+            got = collectors[name](runner)
         except Exception as exc:  # a collector bug must not hide the others
             got = [runner.failed(name, "*", "collect", exc)]
         with lock:
@@ -100,6 +145,7 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
     else:
         for name in chosen:
             threading.Thread(target=collect, args=(name,), name=f"status-{name}", daemon=True).start()
+    imports.start()
     finished = all_done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
     runner.close(wait=finished)
     with lock:

@@ -126,6 +126,8 @@ def collect_functions(r: Runner) -> list[CheckResult]:
             triggers = r.app.do.list_triggers(ns.id)
         except Exception as exc:
             return [r.failed("functions", ns.label, "triggers", exc)]
+        if any(t.type == "SCHEDULED" and t.cron for t in triggers):
+            r.need("croniter")  # judging a schedule imports it: let the background import finish first
         return [r.run_check("functions", f"{ns.label}/{t.name}", "trigger", partial(_trigger, r, t))
                 for t in triggers]
 

@@ -40,8 +40,10 @@ def target_for(r: Runner, cluster: DatabaseCluster, conn: Any, cfg_name: str | N
     database, user and sslmode until the config names it (its CA is still its own, by id).
     """
     named = replace(cluster, name=cfg_name) if cfg_name and cfg_name != cluster.name else cluster
-    return db_target(r.app, named, conn,
-                     ca=lambda cid: str(r.shared(f"ca:{cid}", lambda: r.app.do.database_ca(cid))))
+    target = db_target(r.app, named, conn,
+                       ca=lambda cid: str(r.shared(f"ca:{cid}", lambda: r.app.do.database_ca(cid))))
+    r.need("psycopg")  # every connection is made with a target from here: let the background import finish
+    return target
 
 
 PROMOTION_EVENT = "cluster_master_promotion"

@@ -19,8 +19,12 @@ def collect_prometheus(r: Runner) -> list[CheckResult]:
         return [r.verdict("prometheus", "*", "configured", Status.SKIPPED,
                           f"not configured (prometheus.url or ${cfg.url_env}): not checked")]
 
+    def make() -> PromClient:
+        r.need("prometheus_api_client.prometheus_connect")
+        return PromClient(url, float(r.app.config.thresholds.http_timeout))
+
     def client() -> PromClient:
-        return r.shared("prometheus", lambda: PromClient(url, float(r.app.config.thresholds.http_timeout)))
+        return r.shared("prometheus", make)
 
     def query(expr: str) -> list[Sample]:
         return client().query(expr)

@@ -33,7 +33,11 @@ def collect_spaces(r: Runner) -> list[CheckResult]:
 
 
 def _client(r: Runner, region: str) -> Any:
-    return r.shared(f"s3:{region}", lambda: spaces.make_client(r.app.config.spaces, region))
+    def make() -> Any:
+        r.need("boto3")
+        return spaces.make_client(r.app.config.spaces, region)
+
+    return r.shared(f"s3:{region}", make)
 
 
 def _reachable(r: Runner, bucket: str, region: str) -> Verdict:

@@ -9,14 +9,20 @@ Every thread is a daemon: when the run's deadline (``--timeout``) passes, status
 returns; calls still stuck (a 30 s read, a minute's rate-limit wait) are abandoned and cannot keep the
 process alive. Results are recorded as each check finishes, so a component cut short keeps the checks it
 completed and the unfinished ones are ``unknown`` with the reason.
+
+Heavy client libraries (psycopg, boto3, prometheus-api-client, croniter) load in one background thread,
+:class:`Imports`, while the first API requests wait on the network; a check that needs one waits for it
+(``Runner.need``) rather than importing it beside the loader.
 """
 
 from __future__ import annotations
 
+import importlib
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from typing import Any
@@ -92,9 +98,52 @@ class DaemonPool(Executor):
                 t.join()
 
 
+class Imports:
+    """Imports libraries one after another in one daemon thread, in the order given.
+
+    Why one thread, in order: imports hold the GIL, so they cannot run in parallel with each other, only with
+    network waits; imported from several threads at once they interleave and all finish late (and two threads
+    importing packages that import each other can meet an import deadlock). One after another, the first one
+    needed is ready first while the rest load.
+    """
+
+    def __init__(self, modules: Iterable[str] = (), after: Callable[[], object] | None = None) -> None:
+        self.modules = [m for m in dict.fromkeys(modules) if m not in sys.modules]
+        self.after = after  # waited for in the loader thread before the first import
+        self._done = {m: threading.Event() for m in self.modules}
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.modules and self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="status-imports", daemon=True)
+                self._thread.start()
+
+    def _load(self) -> None:
+        if self.after is not None:
+            self.after()
+        for module in self.modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # the check that needs it imports it again and reports the problem
+                pass
+            finally:
+                self._done[module].set()
+
+    def wait(self, module: str) -> None:
+        """Until the loader is done with ``module`` (loaded or failed); at once when it does not load it.
+        Starts the loader if a check needs a library before the run started it."""
+        done = self._done.get(module)
+        if done is not None:
+            self.start()
+            done.wait()
+
+
 class Runner:
-    def __init__(self, app: Platform, concurrency: int = 16) -> None:
+    def __init__(self, app: Platform, concurrency: int = 16, imports: Imports | None = None) -> None:
         self.app = app
+        self.imports = imports or Imports()
         self.concurrency = max(1, concurrency)
         self.pool = DaemonPool(self.concurrency)
         self.now = datetime.now(UTC)
@@ -128,6 +177,10 @@ class Runner:
         """The checks a component completed and the ones it started but did not finish."""
         with self._lock:
             return list(self.finished.get(component, [])), list(self.started.get(component, []))
+
+    def need(self, module: str) -> None:
+        """Call before using a library the background loader may be importing (see :class:`Imports`)."""
+        self.imports.wait(module)
 
     def shared(self, key: str, fn: Callable[[], Any]) -> Any:
         """Compute ``fn`` once per run, in the first caller's thread; others wait for it (never the pool)."""
