@@ -236,3 +236,21 @@ def test_wait_until_backs_off_and_respects_cancel() -> None:
     cancel = Cancel()
     cancel.cancel()
     assert wait_until(lambda: None, timeout=60, clock=clock, cancel=cancel).cancelled
+
+
+def test_a_cancel_during_the_last_probe_still_stops_the_run(isolated_env: Path) -> None:
+    """Ctrl-C while the write is being proved: the run stops there and says so, rather than going on to
+    more (slow) API calls; the pending record stays, so a re-run verifies."""
+    p, _, db, _ = setup(writable_after=0.0)
+    cancel = Cancel()
+    proved = db.prove_write
+
+    def prove_then_cancel(t: pg.Target, table: str) -> None:
+        proved(t, table)
+        cancel.cancel()
+
+    db.prove_write = prove_then_cancel  # type: ignore[method-assign]
+    result, _ = run(p, cancel=cancel)
+    assert result.outcome is Outcome.INTERRUPTED and result.outcome.exit_code == 130
+    assert result.topology_after == [] and result.warnings == []
+    assert journal.read_pending("failover", platform_key("c-1")) is not None

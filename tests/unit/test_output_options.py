@@ -18,6 +18,8 @@ from tests.helpers import CANARY_TOKEN, run_doops
 SAMPLE_ARGS: dict[str, list[str]] = {
     "audit": [],
     "auth status": [],
+    "db backups": [],
+    "db pitr": ["--latest", "--yes"],
     "failover db": ["--region", "ams3", "--yes"],
     "sandbox up": ["--dir", "{sb}"],
     "sandbox env": ["--dir", "{sb}"],

@@ -91,6 +91,9 @@ def run_status(tmp_path: Path, router: respx.Router, *, replicas: list[dict[str,
             {"name": "app", "size": 10, "mode": "transaction", "db": "learnhub"}]}),
         "new_replicas": router.get(f"/v2/databases/{NEW}/replicas").respond(200, json={"replicas": []}),
         "new_events": router.get(f"/v2/databases/{NEW}/events").respond(200, json={"events": []}),
+        # No CA from the API: sslmode auto connects with require (the fake servers take any mode).
+        "old_ca": router.get(f"/v2/databases/{OLD}/ca").respond(404, json={"id": "not_found", "message": "no CA"}),
+        "new_ca": router.get(f"/v2/databases/{NEW}/ca").respond(404, json={"id": "not_found", "message": "no CA"}),
     }
     cfg = tmp_path / "doops.yaml"
     cfg.write_text(CONFIG.format(replicas=config_replicas))
@@ -155,7 +158,7 @@ def test_after_failover_the_promoted_cluster_is_the_primary_and_split_brain_is_c
     # Requests: one events call for the configured primary; the promoted cluster costs backups + pools only.
     assert routes["events"].call_count == 1 and routes["new_events"].call_count == 0
     assert routes["new_replicas"].call_count == 0 and routes["list"].call_count == 1
-    assert res.json["api_requests"] == 7
+    assert res.json["api_requests"] == 9  # 7, and one CA fetch per cluster (sslmode auto)
 
 
 def test_steady_state_asks_no_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,7 +172,7 @@ def test_steady_state_asks_no_events(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert checks[("learnhub-db-ams3", "replica")]["status"] == "ok"
     assert routes["events"].call_count == 0
     assert not any(c["check"] in ("split-brain", "config", "writable") for c in res.json["checks"])
-    assert res.json["api_requests"] == 4 and res.exit_code == 0
+    assert res.json["api_requests"] == 5 and res.exit_code == 0  # 4, and the CA fetch (sslmode auto)
 
 
 def test_old_primary_in_recovery_is_no_split_brain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

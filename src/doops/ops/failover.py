@@ -393,7 +393,7 @@ def _await_writable(run: _Run, cluster: DatabaseCluster, new_id: str, new_name: 
     waited = wait_until(ready, timeout=run.opts.timeout_seconds, clock=clock, cancel=run.cancel)
     if new is not None and new.connection is not None:
         result.new_primary = NewPrimary(new.id, new.name, new.connection.host, new.connection.port)
-    if waited.cancelled:
+    if waited.cancelled or run.cancel.cancelled:  # a Ctrl-C during the last probe counts too: stop now
         when = format_stamp(sent) or "earlier"
         result.end(Outcome.INTERRUPTED, "interrupted",
                    f"interrupted after promoting {new_name} of {cluster.name} (sent {when}); it is becoming a "

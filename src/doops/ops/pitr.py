@@ -365,7 +365,7 @@ def _await_and_verify(run: _Run, source: DatabaseCluster, created: DatabaseClust
     waited = wait_until(online, timeout=opts.timeout_seconds, clock=clock, cancel=run.cancel, interval=1.0,
                         max_interval=10.0)
     result.new_cluster = _new(cluster)
-    if waited.cancelled:
+    if waited.cancelled or run.cancel.cancelled:
         return run.audit(result.end(
             Outcome.INTERRUPTED, f"interrupted while {cluster.name} was being restored; it exists and keeps "
             "restoring (it is billed while it runs)",
