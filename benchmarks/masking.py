@@ -1,4 +1,4 @@
-"""Time of ``doops.secrets.mask`` on adversarial inputs of 40 kB, 100 kB and 1 MB.
+"""Time of ``doops.masking.mask`` on adversarial inputs of 40 kB, 100 kB and 1 MB.
 
 Masking runs on every line doops writes, including arguments a user passed, so it must be linear. The
 shapes below are the ones that make a backtracking regex retry from every position: a long word (the old
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from doops import secrets
+from doops import masking
 
 BUDGET_1MB = 0.5
 SIZES = (40_000, 100_000, 1_000_000)
@@ -40,13 +40,13 @@ def timed(text: str, runs: int = 3) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
-        secrets.mask(text)
+        masking.mask(text)
         best = min(best, time.perf_counter() - started)
     return best
 
 
 def main() -> None:
-    secrets.register("hunter2-abcdef")
+    masking.register("hunter2-abcdef")
     header = f"{'shape':22}" + "".join(f"{n // 1000:>9} kB" for n in SIZES) + "   1MB/100kB"
     print(header)
     worst_1mb = 0.0

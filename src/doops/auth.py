@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from doops import secrets
+from doops import masking
 from doops.errors import AuthError, ConfigError, UsageError
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def resolve_token(flag_token: str | None = None, context: str | None = None) -> 
         named_by = f"DIGITALOCEAN_CONTEXT={context}" if context == env_context else f"--context {context}"
     env_tokens = [v for v in TOKEN_VARS if os.environ.get(v)]
     if flag_token:
-        secrets.register(flag_token)
+        masking.register(flag_token)
         check_token(flag_token, "--access-token")
         if context and context != env_context:
             raise UsageError(
@@ -123,7 +123,7 @@ def resolve_token(flag_token: str | None = None, context: str | None = None) -> 
     for var in TOKEN_VARS:
         value = os.environ.get(var)
         if value:
-            secrets.register(value)
+            masking.register(value)
             check_token(value, var)
             reason = f"{var} is set and neither --access-token nor --context was given"
             return TokenSource(f"env:{var}", None, None, value, [], reason)
@@ -167,7 +167,7 @@ def _from_doctl_config(path: Path, context: str | None, reason: str) -> TokenSou
             f"doctl config {path} has no token for context {ctx!r}",
             hint="known contexts: " + (", ".join(known) or "none") + "; pick one with --context",
         )
-    secrets.register(str(token))
+    masking.register(str(token))
     check_token(str(token), f"doctl config {path} (context {ctx})")
     for w in warnings:
         log.warning(w)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from doops.secrets import mask
+from doops.masking import mask
 from doops.serialize import to_data
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from doops.secrets import MaskingFilter
+from doops.masking import MaskingFilter
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]

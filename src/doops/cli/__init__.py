@@ -133,7 +133,7 @@ def run_guarded(fn: Any, debug: bool = False) -> int:
         if debug:
             import traceback
 
-            from doops.secrets import mask
+            from doops.masking import mask
 
             sys.stderr.write(mask(traceback.format_exc()))
         _error(exc.message, exc.hint)
@@ -144,7 +144,7 @@ def run_guarded(fn: Any, debug: bool = False) -> int:
     except BrokenPipeError:
         return ExitCode.OK
     except Exception as exc:  # the last line of defence: a bug must still not print a traceback
-        from doops.secrets import mask
+        from doops.masking import mask
 
         if debug:
             import traceback
@@ -169,7 +169,7 @@ def _exit_code_of(rv: Any) -> int:
 
 
 def _error(message: str, hint: str | None) -> None:
-    from doops.secrets import mask
+    from doops.masking import mask
 
     line = f"doops: error: {message}"
     if hint:
@@ -213,9 +213,9 @@ def cli(ctx: click.Context, context_name: str | None, config_path: str | None, o
 
     setup_logging(verbose, debug)
     if access_token:
-        from doops import secrets
+        from doops import masking
 
-        secrets.register(access_token)
+        masking.register(access_token)
     app = Cli(
         platform=Platform(config_path=config_path, config_explicit=bool(config_path), context=context_name,
                           access_token=access_token, api_url=api_url, debug=debug),

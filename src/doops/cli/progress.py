@@ -28,7 +28,7 @@ class StderrSink:
     def __call__(self, event: Event) -> None:
         from rich.markup import escape
 
-        from doops.secrets import mask
+        from doops.masking import mask
 
         mark, style = MARKS.get(event.level, ("-", ""))
         self.console.print(f"[{style}]{mark:>4}[/] {escape(mask(event.message))}")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from doops.errors import UsageError
-from doops.secrets import mask
+from doops.masking import mask
 from doops.serialize import to_data
 
 FORMATS = ("table", "json", "yaml")

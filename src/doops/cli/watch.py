@@ -17,7 +17,7 @@ from typing import IO
 from doops.cli.context import Cli
 from doops.cli.render import OutputOptions, render
 from doops.cli.views import STATUS
-from doops.secrets import mask
+from doops.masking import mask
 from doops.serialize import to_data
 
 

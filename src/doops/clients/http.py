@@ -31,7 +31,7 @@ finally:
     if _SKIP_HTTPX_CLI and sys.modules.get("httpx._main", False) is None:
         del sys.modules["httpx._main"]
 
-from doops import secrets  # noqa: E402
+from doops import masking  # noqa: E402
 from doops.errors import ApiUnreachable, UsageError  # noqa: E402
 
 log = logging.getLogger("doops.http")
@@ -343,7 +343,7 @@ class ResilientHttp:
         shown = {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
         rl = {k: v for k, v in resp.headers.items() if k.lower().startswith("ratelimit") or k == "retry-after"}
         log.debug(
-            secrets.mask(
+            masking.mask(
                 f"HTTP {method} {url} -> {resp.status_code} in {elapsed * 1000:.0f}ms "
                 f"(attempt {attempt}) request-headers={shown} ratelimit={rl} request_id="
                 f"{resp.headers.get('x-request-id', '-')}"

@@ -50,10 +50,10 @@ class Connection:
     def from_api(cls, d: dict[str, Any] | None) -> Connection | None:
         if not d:
             return None
-        from doops import secrets
+        from doops import masking
 
         password = str(d.get("password") or "")
-        secrets.register(password)
+        masking.register(password)
         return cls(
             host=str(d.get("host", "")),
             port=int(d.get("port") or 25060),

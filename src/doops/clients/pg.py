@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from doops import secrets
+from doops import masking
 from doops.clients.models import Connection
 from doops.errors import UnknownStateError
 
@@ -31,7 +31,7 @@ class Target:
                         password: str | None = None, sslmode: str = "require", ca_pem: str | None = None,
                         connect_timeout: int = 3) -> Target:
         pw = password if password is not None else conn.password
-        secrets.register(pw)
+        masking.register(pw)
         return cls(conn.host, conn.port, user or conn.user, pw, dbname or conn.database or "defaultdb",
                    sslmode, ca_pem, connect_timeout)
 
@@ -61,7 +61,7 @@ def connect(target: Target, *, autocommit: bool = True, statement_timeout_ms: in
             conn = psycopg.connect(**kwargs)
         except psycopg.Error as exc:
             raise UnknownStateError(
-                f"cannot connect to {target.masked()}: {secrets.mask(_first_line(exc))}"
+                f"cannot connect to {target.masked()}: {masking.mask(_first_line(exc))}"
             ) from None
         try:
             yield conn

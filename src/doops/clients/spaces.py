@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from doops import secrets
+from doops import masking
 from doops.config import SpacesConfig
 from doops.errors import ConfigError, UnknownStateError
 
@@ -33,7 +33,7 @@ def make_client(cfg: SpacesConfig, region: str) -> Any:
             f"Spaces credentials missing: set {cfg.access_key_env} and {cfg.secret_key_env}",
             hint="create a Spaces key in the control panel, or source the sandbox's env.sh",
         )
-    secrets.register(secret)
+    masking.register(secret)
     import boto3.session
     from botocore.config import Config as BotoConfig
 
@@ -58,7 +58,7 @@ def _call(fn: Any, what: str, **kwargs: Any) -> Any:
         err = exc.response.get("Error", {})
         raise UnknownStateError(f"{what}: {err.get('Code', '?')} {err.get('Message', '')}".strip()) from None
     except BotoCoreError as exc:
-        raise UnknownStateError(f"{what}: {secrets.mask(str(exc))}") from None
+        raise UnknownStateError(f"{what}: {masking.mask(str(exc))}") from None
 
 
 def head_bucket(client: Any, bucket: str) -> None:

@@ -77,7 +77,7 @@ def running_state(d: Path) -> dict[str, Any] | None:
 
 
 def log_tail(d: Path, lines: int = 5) -> str:
-    from doops.secrets import mask
+    from doops.masking import mask
 
     try:
         text = (d / LOG_FILE).read_text(errors="replace").strip().splitlines()

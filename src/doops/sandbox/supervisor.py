@@ -152,7 +152,7 @@ class Supervisor:
     def _start_postgres(self, scenario: Any) -> None:
         """The primary with the scenario's roles, then in parallel its base backup, standby, read replica and
         PgBouncer (one serving every pool of the cluster); the metrics endpoint last."""
-        from doops import secrets as masking
+        from doops import masking
         from doops.sandbox.db_metrics import MetricsCredentials, MetricsEndpoints
         from doops.sandbox.pg import ADMIN_USER, PgFleet
         from doops.sandbox.pgbouncer import PgBouncer, Pool
@@ -190,7 +190,7 @@ class Supervisor:
 
     def _start_caches(self, scenario: Any) -> None:
         """A real TLS server with a password for each cache cluster (Valkey/Redis engine) of the scenario."""
-        from doops import secrets as masking
+        from doops import masking
         from doops.sandbox.api.resources import REDIS_ENGINES
         from doops.sandbox.cache import CacheServer
         from doops.sandbox.pg_util import resolve_run_as
@@ -599,13 +599,13 @@ def main(argv: list[str] | None = None) -> int:
     d = Path(args.dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    from doops.secrets import MaskingFilter
+    from doops.masking import MaskingFilter
 
     for h in logging.getLogger().handlers:
         h.addFilter(MaskingFilter())
     pidfiles.write_supervisor(d)
     sup = Supervisor(d, args.scenario, args.latency, args.ttl)
-    from doops import secrets as masking
+    from doops import masking
 
     for s in (sup.token, sup.readonly_token, sup.admin_secret, sup.db_password, sup.spaces_secret):
         masking.register(s)

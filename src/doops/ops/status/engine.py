@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from doops.errors import DoopsError
+from doops.masking import mask
 from doops.ops.status.model import CheckResult, Status
 from doops.platform import Platform
-from doops.secrets import mask
 
 Verdict = tuple[Status, str, dict[str, Any]]
 
