@@ -83,6 +83,11 @@ class Thresholds:
     connection_usage_crit: float = 0.95
     http_timeout: Duration = Duration(5)
     default_health_path: str = "/healthz"  # probed on the live URL of apps the config does not name
+    pool_usage_warn: float = 0.8  # PgBouncer server connections busy / pool size
+    cache_ping_warn: Duration = Duration(0.1)  # one PING round trip to the cache
+    cache_memory_warn: float = 0.8  # used_memory / maxmemory
+    cache_memory_crit: float = 0.95
+    cache_clients_warn: float = 0.8  # connected_clients / maxclients
 
 
 @dataclass

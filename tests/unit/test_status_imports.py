@@ -27,9 +27,9 @@ import json, os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 events = []  # (kind, name, thread): in the order they happened
-WATCHED = {"pydo", "psycopg", "boto3", "prometheus_api_client.prometheus_connect", "croniter", "rich"}
+WATCHED = {"pydo", "psycopg", "boto3", "prometheus_api_client.prometheus_connect", "croniter", "rich", "redis"}
 TOP = ("psycopg", "boto3", "botocore", "prometheus_api_client", "requests", "croniter", "rich", "pygments",
-       "pydo", "doops")
+       "pydo", "doops", "redis")
 
 class Recorder:
     """First in sys.meta_path: sees every import as it starts (import statements and import_module alike)."""
@@ -75,14 +75,20 @@ import respx
 LISTS = {"/v2/apps": "apps", "/v2/functions/namespaces": "namespaces", "/v2/databases": "databases",
          "/v2/cdn/endpoints": "endpoints", "/v2/monitoring/alerts": "policies", "/v2/uptime/checks": "checks"}
 with respx.mock(base_url="https://api.digitalocean.com", assert_all_called=False) as api:
-    api.get(path__regex=r"^/v2/").mock(side_effect=lambda request: __import__("httpx").Response(
-        200, json={LISTS.get(request.url.path, "items"): []}))
+    # DRIVER_CACHE: one Valkey cluster whose server refuses connections (its checks run up to the probe).
+    CACHE = [{"id": "c1", "name": "cache", "engine": "valkey", "status": "online", "num_nodes": 1,
+              "connection": {"host": "127.0.0.1", "port": 9, "user": "default", "password": "pw-canary"}}]
+    def answer(request):
+        key = LISTS.get(request.url.path, "items")
+        items = CACHE if key == "databases" and os.environ.get("DRIVER_CACHE") else []
+        return __import__("httpx").Response(200, json={key: items})
+    api.get(path__regex=r"^/v2/").mock(side_effect=answer)
     code = cli.main(sys.argv[1:], prog_name="doops", standalone_mode=False)
     paths = sorted({c.request.url.path for c in api.calls})
 print("RESULT=" + json.dumps({"code": code, "events": events, "paths": paths,
                               "loaded": sorted(m for m in sys.modules if m.split(".")[0] in TOP)}))
 '''
-HEAVY = ("psycopg", "boto3", "prometheus_api_client.prometheus_connect", "croniter")
+HEAVY = ("psycopg", "redis", "boto3", "prometheus_api_client.prometheus_connect", "croniter")
 CONFIG = """\
 spaces:
   access_key_env: SPACES_ACCESS_KEY_ID
@@ -95,12 +101,12 @@ prometheus:
 """
 
 
-def run_cold(tmp_path: Path, *args: str) -> dict[str, Any]:
+def run_cold(tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     config = tmp_path / "doops.yaml"
     config.write_text(CONFIG)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DIGITALOCEAN_ACCESS_TOKEN": CANARY_TOKEN,
            "DOOPS_CONFIG": str(config), "SPACES_ACCESS_KEY_ID": "key", "SPACES_SECRET_ACCESS_KEY": "secret-value",
-           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}, **(extra_env or {})}
     out = subprocess.run([sys.executable, "-c", DRIVER, *args], capture_output=True, text=True, env=env,
                          timeout=120, cwd=Path(__file__).resolve().parents[2])
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT=")]
@@ -114,11 +120,11 @@ def test_status_cdn_imports_only_what_cdn_needs(tmp_path: Path) -> None:
     assert got["code"] == 0 and got["paths"] == ["/v2/cdn/endpoints"]
     loaded = set(got["loaded"])
     assert "pydo" in loaded  # the run did use the API client
-    unwanted = {"psycopg", "boto3", "botocore", "prometheus_api_client", "requests", "croniter",
+    unwanted = {"psycopg", "boto3", "botocore", "prometheus_api_client", "requests", "croniter", "redis",
                 "rich", "pygments",  # httpx's own CLI, not needed for JSON
                 "pydo.agents",  # pydo.Client's agents/inference/gateway surfaces doops never calls
-                "doops.clients.pg", "doops.ops.status.checks_data", "doops.ops.status.checks_prom",
-                "doops.ops.status.checks_api"}
+                "doops.clients.pg", "doops.clients.cache", "doops.ops.status.checks_data",
+                "doops.ops.status.checks_prom", "doops.ops.status.checks_api"}
     assert sorted(loaded & unwanted) == []
 
 
@@ -136,9 +142,20 @@ def test_full_status_sends_its_first_requests_before_the_heavy_imports(tmp_path:
         # databases and cache (one shared list), cdn, monitoring.
         sent = [e for e in events[:at] if e[0] == "request"]
         assert at > pydo_at and len(sent) >= 5, (module, events)
-    assert sorted(HEAVY, key=lambda m: imports[m][0]) == ["psycopg", "croniter", "boto3",
+    assert sorted(HEAVY, key=lambda m: imports[m][0]) == ["psycopg", "redis", "croniter", "boto3",
                                                          "prometheus_api_client.prometheus_connect"]
     assert got["code"] == 3  # the stub's unknown bucket: unknown, the run reported
+
+
+def test_redis_loads_only_for_the_cache_and_in_the_background(tmp_path: Path) -> None:
+    got = run_cold(tmp_path, "status", "databases", "-o", "json")
+    assert "redis" not in got["loaded"] and "doops.clients.cache" not in got["loaded"]
+    cached = run_cold(tmp_path, "status", "cache", "-o", "json", extra_env={"DRIVER_CACHE": "1"})
+    imports = {name: thread for kind, name, thread in cached["events"] if kind == "import"}
+    # The cache checks wait for the loader rather than importing redis beside it; psycopg is never loaded.
+    assert imports["redis"] == "status-imports" and "psycopg" not in cached["loaded"]
+    assert "doops.clients.cache" in cached["loaded"]
+    assert cached["code"] == 2  # the probe did run: a refused connection is a crit ping
 
 
 def test_httpx_command_line_still_imports_after_doops_loaded_httpx() -> None:

@@ -52,6 +52,7 @@ class Servers:
         self.targets: list[pg.Target] = []
         monkeypatch.setattr(pg, "usage", self.usage)
         monkeypatch.setattr(pg, "writability", self.writability)
+        monkeypatch.setattr(pg, "pgbouncer_pools", lambda target: [pg.PoolUsage("app", 10)])
 
     def _check(self, target: pg.Target) -> None:
         self.targets.append(target)
@@ -88,7 +89,8 @@ def run_status(tmp_path: Path, router: respx.Router, *, replicas: list[dict[str,
         "new_backups": router.get(f"/v2/databases/{NEW}/backups").respond(
             200, json={"backups": new_backups or []}),
         "new_pools": router.get(f"/v2/databases/{NEW}/pools").respond(200, json={"pools": [
-            {"name": "app", "size": 10, "mode": "transaction", "db": "learnhub"}]}),
+            {"name": "app", "size": 10, "mode": "transaction", "db": "learnhub",
+             "connection": {**_conn("new.db"), "port": 25061, "database": "app"}}]}),
         "new_replicas": router.get(f"/v2/databases/{NEW}/replicas").respond(200, json={"replicas": []}),
         "new_events": router.get(f"/v2/databases/{NEW}/events").respond(200, json={"events": []}),
         # No CA from the API: sslmode auto connects with require (the fake servers take any mode).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from doops import masking
@@ -270,6 +270,107 @@ def check_query(target: Target, query: str) -> tuple[bool, Any]:
     return ok, value
 
 
+@dataclass
+class PoolUsage:
+    """One PgBouncer pool as PgBouncer itself counts it (``SHOW POOLS`` summed over its users, with
+    ``SHOW DATABASES``' size): what clients are waiting for, not what the API was told."""
+
+    name: str  # the database clients ask for: the pool's name
+    size: int | None  # PgBouncer's pool_size for it; None when PgBouncer does not serve it
+    cl_active: int = 0
+    cl_waiting: int = 0
+    sv_active: int = 0
+    sv_idle: int = 0
+    sv_other: int = 0  # used, tested, logging in
+    maxwait_seconds: float = 0.0
+    mode: str | None = None
+
+    @property
+    def servers(self) -> int:
+        return self.sv_active + self.sv_idle + self.sv_other
+
+    @property
+    def ratio(self) -> float:
+        """Server connections busy right now against the pool's size."""
+        return self.sv_active / self.size if self.size else 0.0
+
+
+PGBOUNCER_DB = "pgbouncer"  # PgBouncer's admin console: SHOW commands for stats users
+
+
+@contextmanager
+def _pgbouncer(target: Target) -> Iterator[Any]:
+    """A connection to PgBouncer's admin console.
+
+    Why not :func:`connect`: the console speaks only the simple-query protocol (``prepare_threshold=None``,
+    autocommit) and a real PgBouncer refuses startup parameters it does not know, such as ``options``.
+    """
+    import psycopg
+
+    kwargs: dict[str, Any] = {
+        "host": target.host, "port": target.port, "user": target.user, "password": target.password,
+        "dbname": PGBOUNCER_DB, "sslmode": target.sslmode, "connect_timeout": target.connect_timeout,
+        "autocommit": True, "prepare_threshold": None,
+    }
+    ca_file = None
+    if target.ca_pem and target.sslmode in ("verify-ca", "verify-full"):
+        ca_file = tempfile.NamedTemporaryFile("w", suffix=".crt", delete=True)  # noqa: SIM115 - closed below
+        ca_file.write(target.ca_pem)
+        ca_file.flush()
+        kwargs["sslrootcert"] = ca_file.name
+    shown = replace(target, dbname=PGBOUNCER_DB).masked()
+    try:
+        try:
+            conn = psycopg.connect(**kwargs)
+        except psycopg.Error as exc:
+            raise UnknownStateError(f"cannot connect to {shown}: {masking.mask(_first_line(exc))}") from None
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            raise UnknownStateError(f"{shown}: {masking.mask(_first_line(exc))}") from None
+        finally:
+            conn.close()
+    finally:
+        if ca_file is not None:
+            ca_file.close()
+
+
+def _rows(conn: Any, command: str) -> list[dict[str, Any]]:
+    cur = conn.execute(command)
+    names = [d.name for d in cur.description or []]
+    return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
+
+
+def pgbouncer_pools(target: Target) -> list[PoolUsage]:
+    """Every database PgBouncer serves at ``target``'s host and port, with its clients and servers.
+
+    ``SHOW DATABASES`` gives each pool's size (a pool nobody connected to yet has no ``SHOW POOLS`` row);
+    ``SHOW POOLS`` gives one row per (database, user), summed here. PgBouncer's own console is left out.
+    """
+    with _pgbouncer(target) as conn:
+        databases = _rows(conn, "SHOW DATABASES")
+        pools = _rows(conn, "SHOW POOLS")
+    out: dict[str, PoolUsage] = {}
+    for d in databases:
+        name = str(d.get("name"))
+        if name != PGBOUNCER_DB:
+            out[name] = PoolUsage(name, int(d.get("pool_size") or 0), mode=d.get("pool_mode"))
+    for p in pools:
+        name = str(p.get("database"))
+        if name == PGBOUNCER_DB:
+            continue
+        u = out.setdefault(name, PoolUsage(name, None))
+        u.cl_active += int(p.get("cl_active") or 0)
+        u.cl_waiting += int(p.get("cl_waiting") or 0)
+        u.sv_active += int(p.get("sv_active") or 0)
+        u.sv_idle += int(p.get("sv_idle") or 0)
+        u.sv_other += sum(int(p.get(k) or 0) for k in ("sv_used", "sv_tested", "sv_login"))
+        wait = float(p.get("maxwait") or 0) + float(p.get("maxwait_us") or 0) / 1e6
+        u.maxwait_seconds = max(u.maxwait_seconds, wait)
+        u.mode = u.mode or p.get("pool_mode")
+    return list(out.values())
+
+
 class Databases:
     """The PostgreSQL calls operations make, as one object a platform holds (tests give a fake)."""
 
@@ -283,3 +384,5 @@ class Databases:
     prove_write_rolled_back = staticmethod(prove_write_rolled_back)
     newest_heartbeat = staticmethod(newest_heartbeat)
     check_query = staticmethod(check_query)
+    pgbouncer_pools = staticmethod(pgbouncer_pools)
+

@@ -36,9 +36,11 @@ FIRST_CALLS_WAIT = 0.5  # seconds: never more, whatever the first calls do
 
 # The other heavy libraries, loaded in the background while the first API requests wait on the network, in
 # this order: the checks with the longest network waits after their library loads go first (PostgreSQL:
-# connections, then the pools call; Spaces: its S3 client, then list calls), Prometheus' short ones last.
+# connections, then PgBouncer; the cache: TLS, AUTH, PING and INFO; Spaces: its S3 client, then list calls),
+# Prometheus' short ones last.
 LIBRARIES: tuple[tuple[str, str], ...] = (
     ("databases", "psycopg"),
+    ("cache", "redis"),
     ("functions", "croniter"),
     ("spaces", "boto3"),
     ("prometheus", "prometheus_api_client.prometheus_connect"),

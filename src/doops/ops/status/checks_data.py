@@ -8,12 +8,12 @@ from functools import partial
 from typing import Any
 
 from doops.clients import pg
-from doops.clients.models import DatabaseCluster, DatabaseEvent, DatabaseReplica
-from doops.errors import DoopsError, UnknownStateError
+from doops.clients.models import Connection, ConnectionPool, DatabaseCluster, DatabaseEvent, DatabaseReplica
+from doops.errors import ApiNotFound, DoopsError, UnknownStateError
 from doops.ops.dbtarget import db_target
 from doops.ops.status.engine import Runner, Verdict
 from doops.ops.status.model import CheckResult, Status
-from doops.units import format_duration
+from doops.units import format_bytes, format_duration
 
 OK, WARN, CRIT, UNKNOWN = Status.OK, Status.WARN, Status.CRIT, Status.UNKNOWN
 CACHE_ENGINES = ("redis", "valkey")
@@ -80,6 +80,7 @@ def collect_databases(r: Runner) -> list[CheckResult]:
             ("databases", c.name, "maintenance", partial(_maintenance, c)),
             ("databases", c.name, "backups", partial(_backups, r, c)),
             ("databases", c.name, "connections", partial(_connections, r, c)),
+            ("databases", c.name, "pools", partial(_pools, r, c)),
         ]
         replica_lists[c.name] = r.pool.submit(r.app.do.list_replicas, c.id)
         cfg = cfgs.get(c.name)
@@ -135,6 +136,7 @@ def _promotion_jobs(r: Runner, p: Promotion, judge_as_primary: bool) -> list[Any
             ("databases", new.name, "maintenance", partial(_maintenance, new)),
             ("databases", new.name, "backups", partial(_backups, r, new, p)),
             ("databases", new.name, "connections", partial(_connections, r, new, old.name)),
+            ("databases", new.name, "pools", partial(_pools, r, new, old.name)),
         ]
     jobs += [
         ("databases", new.name, "writable", partial(_writable, r, p)),
@@ -284,7 +286,7 @@ def _connections(r: Runner, c: DatabaseCluster, cfg_name: str | None = None) -> 
             # A refusal is an answer: the API may still say online, but no server listens there.
             return CRIT, "primary not accepting connections: " + exc.message, {}
         raise
-    pools = r.app.do.list_pools(c.id)  # a leaf never submits to the pool it runs in (no deadlock at -c 1)
+    pools = [p for p, _ in api_pools(r, c)]
     details = {"connections": use.connections, "max_connections": use.max_connections,
                "reserved": use.reserved, "ratio": round(use.ratio, 3),
                "pools": {p.name: {"size": p.size, "mode": p.mode, "db": p.db} for p in pools},
@@ -297,6 +299,82 @@ def _connections(r: Runner, c: DatabaseCluster, cfg_name: str | None = None) -> 
     if use.ratio >= th.connection_usage_warn:
         return WARN, text, details
     return OK, "primary reachable, " + text, details
+
+
+def api_pools(r: Runner, c: DatabaseCluster) -> list[tuple[ConnectionPool, Connection | None]]:
+    """The cluster's pools with the connection the API gives each (where its PgBouncer answers), fetched once
+    per run for the connections and pools checks. In the caller's thread: a leaf never submits to the pool it
+    runs in (no deadlock at -c 1)."""
+    def fetch() -> list[tuple[ConnectionPool, Connection | None]]:
+        # The raw call: ConnectionPool (clients/models.py) does not carry the pool's connection.
+        body = r.app.do.call("databases.list_connection_pools", c.id) or {}
+        return [(ConnectionPool.from_api(d), Connection.from_api(d.get("connection")))
+                for d in body.get("pools") or []]
+
+    pools: list[tuple[ConnectionPool, Connection | None]] = r.shared(f"pools:{c.id}", fetch)
+    return pools
+
+
+def _pools(r: Runner, c: DatabaseCluster, cfg_name: str | None = None) -> Verdict:
+    """Each pool as PgBouncer counts it (SHOW POOLS on the pool's host and port, database ``pgbouncer``).
+
+    PgBouncer is asked as the cluster's admin user (``doadmin``, a stats user on DigitalOcean), with the TLS
+    rule of the connections check. When PgBouncer cannot be asked, the API's sizes are shown and the verdict
+    is unknown: the API cannot say whether clients wait.
+    """
+    pools = api_pools(r, c)
+    if not pools:
+        return OK, "no connection pools", {"pools": {}}
+    th = r.app.config.thresholds
+    api = {p.name: {"size": p.size, "mode": p.mode, "db": p.db} for p, _ in pools}
+    api_text = f"the API lists {len(pools)} pool(s) of {sum(p.size for p, _ in pools)} connections"
+    endpoints = sorted({(conn.host, conn.port) for _, conn in pools if conn is not None and conn.host})
+    if not endpoints:
+        return UNKNOWN, f"the API gives no connection for the pools: cannot ask PgBouncer; {api_text}", {
+            "source": "api", "pools": api}
+    base = target_for(r, c, c.connection, cfg_name)
+    if c.connection is not None and base.user != c.connection.user and c.connection.password:
+        # The config names an application user: PgBouncer's stats user is the cluster's admin user.
+        base = replace(base, user=c.connection.user, password=c.connection.password)
+    measured: dict[tuple[str, int], dict[str, pg.PoolUsage]] = {}
+    errors: dict[tuple[str, int], str] = {}
+    for host, port in endpoints:  # one PgBouncer serves every pool of a cluster: one connection, in practice
+        try:
+            measured[(host, port)] = {u.name: u for u in pg.pgbouncer_pools(replace(base, host=host, port=port))}
+        except UnknownStateError as exc:
+            errors[(host, port)] = exc.message
+    if not measured:
+        return UNKNOWN, f"PgBouncer not reachable ({next(iter(errors.values()))}); {api_text}", {
+            "source": "api", "pools": api, "error": next(iter(errors.values()))}
+    details: dict[str, Any] = {"source": "pgbouncer", "pools": {}}
+    status, parts = OK, []
+    for p, conn in pools:
+        where = (conn.host, conn.port) if conn is not None else None
+        if where is None or where in errors:
+            details["pools"][p.name] = {**api[p.name], "source": "api"}
+            status = max(status, UNKNOWN, key=lambda s: s.rank)
+            parts.append(f"{p.name}: PgBouncer not reachable, size {p.size} from the API")
+            continue
+        u = measured[where].get(p.name)
+        if u is None or u.size is None:
+            details["pools"][p.name] = {**api[p.name], "served": False}
+            status = CRIT
+            parts.append(f"{p.name}: not served by PgBouncer (clients cannot connect)")
+            continue
+        size = u.size or p.size
+        d = {"size": size, "api_size": p.size, "mode": u.mode or p.mode, "db": p.db,
+             "cl_active": u.cl_active, "cl_waiting": u.cl_waiting, "sv_active": u.sv_active,
+             "sv_idle": u.sv_idle, "servers": u.servers, "maxwait_seconds": round(u.maxwait_seconds, 3),
+             "ratio": round(u.ratio, 3)}
+        details["pools"][p.name] = d
+        text = f"{p.name}: {u.sv_active}/{size} servers busy, {u.cl_active} clients active, {u.cl_waiting} waiting"
+        if u.cl_waiting or u.ratio >= th.pool_usage_warn:
+            status = max(status, WARN, key=lambda s: s.rank)
+            if u.cl_waiting:
+                text += f" (longest {format_duration(u.maxwait_seconds)})" if u.maxwait_seconds else ""
+            text += " (pool full: raise its size or find what holds connections)" if u.ratio >= 1 else ""
+        parts.append(text)
+    return status, "; ".join(parts), details
 
 
 def _replica(r: Runner, c: DatabaseCluster, rep: DatabaseReplica) -> Verdict:
@@ -345,5 +423,92 @@ def collect_cache(r: Runner) -> list[CheckResult]:
     jobs: list[Any] = []
     for c in scope:
         jobs += [("cache", c.name, "status", partial(_status, c)),
-                 ("cache", c.name, "eviction-policy", partial(eviction, c))]
+                 ("cache", c.name, "eviction-policy", partial(eviction, c)),
+                 ("cache", c.name, "ping", partial(_cache_ping, r, c)),
+                 ("cache", c.name, "memory", partial(_cache_memory, r, c)),
+                 ("cache", c.name, "evictions", partial(_cache_evictions, r, c)),
+                 ("cache", c.name, "clients", partial(_cache_clients, r, c))]
     return results + r.fan_out(jobs)
+
+
+def cache_probe(r: Runner, c: DatabaseCluster) -> Any:
+    """What the cache server says (clients/cache.py), asked once per run for the four checks that read it.
+
+    TLS is verified against the cluster's CA when the API gives one, else against the system trust store.
+    """
+    def run() -> Any:
+        if c.connection is None:
+            raise UnknownStateError(f"the API gives no connection for {c.name}")
+
+        def fetch_ca() -> str | None:
+            try:
+                pem = r.app.do.database_ca(c.id)
+            except ApiNotFound:
+                return None
+            return pem if "-----BEGIN CERTIFICATE-----" in (pem or "") else None
+
+        ca_pem: str | None = r.shared(f"ca:{c.id}", fetch_ca)
+        r.need("redis")  # loaded in the background while the API calls wait (see engine.Imports)
+        from doops.clients import cache
+
+        return cache.probe(cache.CacheTarget.from_connection(c.connection, ca_pem=ca_pem))
+
+    return r.shared(f"cache:{c.id}", run)
+
+
+def _cache_ping(r: Runner, c: DatabaseCluster) -> Verdict:
+    from doops.clients.cache import Refused
+
+    try:
+        p = cache_probe(r, c)
+    except Refused as exc:
+        return CRIT, "cache not accepting connections: " + exc.message, {}
+    limit_ms = float(r.app.config.thresholds.cache_ping_warn) * 1000
+    details = {"latency_ms": p.latency_ms, "limit_ms": limit_ms, "version": p.version}
+    text = f"PING {p.latency_ms:.1f}ms"
+    if p.latency_ms > limit_ms:
+        return WARN, f"{text} (limit {limit_ms:.0f}ms)", details
+    return OK, text, details
+
+
+def _cache_memory(r: Runner, c: DatabaseCluster) -> Verdict:
+    th = r.app.config.thresholds
+    p = cache_probe(r, c)
+    details = {"used_memory": p.used_memory, "maxmemory": p.maxmemory, "policy": p.maxmemory_policy}
+    if not p.maxmemory:
+        # DigitalOcean always sets one; without it the policy never applies and the server grows until the
+        # node runs out of memory.
+        return WARN, (f"{format_bytes(p.used_memory)} used, no maxmemory: eviction never happens, memory "
+                      "grows until the node runs out"), details
+    ratio = p.memory_ratio or 0.0
+    details["ratio"] = round(ratio, 3)
+    text = f"{format_bytes(p.used_memory)} of {format_bytes(p.maxmemory)} used ({ratio:.0%})"
+    if ratio >= th.cache_memory_warn and p.maxmemory_policy == "noeviction":
+        text += ": policy noeviction, writes fail once full"
+    if ratio >= th.cache_memory_crit:
+        return CRIT, text, details
+    if ratio >= th.cache_memory_warn:
+        return WARN, text, details
+    return OK, text, details
+
+
+def _cache_evictions(r: Runner, c: DatabaseCluster) -> Verdict:
+    p = cache_probe(r, c)
+    details = {"evicted_keys": p.evicted_keys, "policy": p.maxmemory_policy}
+    if p.evicted_keys:
+        return WARN, (f"{p.evicted_keys} key(s) evicted since the server started (policy {p.maxmemory_policy}): "
+                      "the working set does not fit in maxmemory"), details
+    return OK, "no key evicted", details
+
+
+def _cache_clients(r: Runner, c: DatabaseCluster) -> Verdict:
+    p = cache_probe(r, c)
+    details = {"connected_clients": p.connected_clients, "maxclients": p.maxclients}
+    if p.maxclients is None:
+        return OK, f"{p.connected_clients} client(s) connected (the server does not report maxclients)", details
+    ratio = p.clients_ratio or 0.0
+    details["ratio"] = round(ratio, 3)
+    text = f"{p.connected_clients}/{p.maxclients} clients connected ({ratio:.0%})"
+    if ratio >= r.app.config.thresholds.cache_clients_warn:
+        return WARN, text, details
+    return OK, text, details

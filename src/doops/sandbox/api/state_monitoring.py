@@ -272,5 +272,6 @@ class Monitoring:
         if outage is not None and outage.ended_at is not None:
             state["previous_outage"] = {"region": c.regions[0] if c.regions else "us_east",
                                         "started_at": iso(outage.started_at), "ended_at": iso(outage.ended_at),
-                                        "duration_seconds": round(outage.ended_at - outage.started_at)}
+                                        # whole seconds, as the two times above show them
+                                        "duration_seconds": math.floor(outage.ended_at) - math.floor(outage.started_at)}
         return {"state": state}
