@@ -1,8 +1,10 @@
-"""Spaces (S3) I/O with boto3: reachability, lifecycle rules, bounded replica comparison."""
+"""Spaces (S3) I/O with boto3: reachability, lifecycle rules, the bounded replica comparison, HEAD."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,67 +88,169 @@ def lifecycle_prefixes(client: Any, bucket: str) -> list[str]:
     return out
 
 
-@dataclass
-class ObjectInfo:
-    etag: str
+PAGE = 1000  # the most objects one ListObjectsV2 call returns
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object as a bucket listing shows it."""
+
+    key: str
+    etag: str  # without quotes
+    size: int
     modified: datetime
 
 
 @dataclass
+class Difference:
+    """One object the replica does not match. For ``missing`` and ``stale`` the size, time and age are the
+    primary's version (the data at risk, and since when); for ``extra`` they are the replica's copy."""
+
+    key: str
+    size: int
+    last_modified: datetime
+    age_seconds: float
+    etag: str | None = None  # stale: the primary's
+    replica_etag: str | None = None  # stale: the replica's
+    replica_last_modified: datetime | None = None  # stale: when the replica's copy was written
+
+
+@dataclass
 class Comparison:
-    compared: int
-    truncated: bool
-    missing: list[str] = field(default_factory=list)  # older than the allowance and absent in the replica
-    stale: list[str] = field(default_factory=list)  # older than the allowance, replica has another version
-    in_flight: int = 0  # newer than the allowance, not yet replicated (fine)
+    """A merge-join of a primary bucket with its replica over one key range: what the replica lacks."""
+
+    compared: int  # objects of the primary compared
+    truncated: bool  # the bound was reached before the end of the listing: keys past the range not compared
+    missing: list[Difference] = field(default_factory=list)  # in the primary, not in the replica
+    stale: list[Difference] = field(default_factory=list)  # in both, the replica's copy another, older version
+    extra: list[Difference] = field(default_factory=list)  # in the replica only: a deletion not replicated yet
     requests: int = 0
+    last_key: str | None = None  # the last key of the compared range
+
+    @property
+    def at_risk(self) -> list[Difference]:
+        """What a loss of the primary would lose now, oldest first."""
+        return sorted(self.missing + self.stale, key=lambda d: (-d.age_seconds, d.key))
+
+    def older_than(self, seconds: float) -> list[Difference]:
+        return [d for d in self.at_risk if d.age_seconds > seconds]
 
 
-def list_window(
-    client: Any, bucket: str, limit: int, last_key: str | None = None
-) -> tuple[dict[str, ObjectInfo], bool, int]:
-    """Up to ``limit`` objects in key order (paginated by 1000), stopping past ``last_key`` when given."""
-    out: dict[str, ObjectInfo] = {}
-    token: str | None = None
-    requests = 0
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "MaxKeys": min(1000, max(limit - len(out), 1))}
-        if token:
-            kwargs["ContinuationToken"] = token
-        page = _call(client.list_objects_v2, f"listing {bucket}", **kwargs)
-        requests += 1
-        for obj in page.get("Contents") or []:
-            key = obj["Key"]
-            if last_key is not None and key > last_key:
-                return out, False, requests
-            out[key] = ObjectInfo(str(obj.get("ETag", "")), obj["LastModified"])
-        token = page.get("NextContinuationToken")
-        if not page.get("IsTruncated") or not token:
-            return out, False, requests
-        if last_key is None and len(out) >= limit:
-            return out, True, requests
+class _Listing:
+    """A bucket's objects in key order, fetched a page at a time as the merge-join reaches them, at most
+    ``limit`` of them; ``cut`` says the bound stopped it with more objects left."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str, limit: int, check: Callable[[], None]) -> None:
+        self.client, self.bucket, self.prefix, self.limit, self.check = client, bucket, prefix, limit, check
+        self.buffer: deque[Listed] = deque()
+        self.token: str | None = None
+        self.more = True
+        self.count = 0
+        self.requests = 0
+        self.cut = False
+
+    def peek(self) -> Listed | None:
+        while not self.buffer and self.more:
+            if self.count >= self.limit:
+                self.cut = True
+                return None
+            self._fetch()
+        return self.buffer[0] if self.buffer else None
+
+    def pop(self) -> Listed:
+        return self.buffer.popleft()
+
+    def _fetch(self) -> None:
+        self.check()
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "MaxKeys": min(PAGE, self.limit - self.count)}
+        if self.prefix:
+            kwargs["Prefix"] = self.prefix
+        if self.token:
+            kwargs["ContinuationToken"] = self.token
+        page = _call(self.client.list_objects_v2, f"listing {self.bucket}", **kwargs)
+        self.requests += 1
+        objects = page.get("Contents") or []
+        self.count += len(objects)
+        self.buffer.extend(Listed(str(o["Key"]), str(o.get("ETag") or "").strip('"'), int(o.get("Size") or 0),
+                                  o["LastModified"]) for o in objects)
+        self.token = page.get("NextContinuationToken")
+        self.more = bool(page.get("IsTruncated") and self.token)
 
 
-def compare_replica(primary: Any, bucket: str, replica: Any, replica_bucket: str, *, limit: int,
-                    allowance: float, now: datetime) -> Comparison:
-    """Merge-join the first ``limit`` keys of the primary with the same key range of the replica.
+def _age(now: datetime, then: datetime) -> float:
+    return max(0.0, round((now - then).total_seconds(), 3))  # a server clock a little ahead is not negative
 
-    Cost: ceil(limit/1000) list calls per bucket, whatever the bucket size; objects past the window are
-    not compared (``truncated``).
+
+def compare_replica(primary: Any, bucket: str, replica: Any, replica_bucket: str, *, limit: int, now: datetime,
+                    prefix: str = "", check: Callable[[], None] | None = None) -> Comparison:
+    """Merge-join the first ``limit`` keys of the primary (under ``prefix``) with the same key range of the
+    replica, both listed in key order a page (1,000) at a time as the join reaches them.
+
+    The one comparison behind ``doops spaces gap`` and the replication check of ``doops status spaces``.
+    Cost: about ceil(limit/1000) list calls per bucket, whatever the bucket size. The replica may list up to
+    a page more than ``limit`` (its extras); when either bound is reached first, the range ends at the last
+    key both listings covered and ``truncated`` is set. Stale: another ETag *and* a replica copy older than
+    the primary's version; a copy written after the version (a multipart object copied whole gets another
+    ETag) holds that version. ``check`` runs before each list call (a cancel point).
     """
-    src, truncated, n1 = list_window(primary, bucket, limit)
-    last = max(src) if src else ""
-    dst, _, n2 = list_window(replica, replica_bucket, limit + 1000, last_key=last) if src else ({}, False, 0)
-    result = Comparison(compared=len(src), truncated=truncated, requests=n1 + n2)
-    for key, info in src.items():
-        age = (now - info.modified).total_seconds()
-        other = dst.get(key)
-        if other is not None and other.etag == info.etag:
-            continue
-        if age <= allowance:
-            result.in_flight += 1
-        elif other is None:
-            result.missing.append(key)
+    src = _Listing(primary, bucket, prefix, limit, check or (lambda: None))
+    dst = _Listing(replica, replica_bucket, prefix, limit + PAGE, check or (lambda: None))
+    out = Comparison(compared=0, truncated=False)
+    while True:
+        a, b = src.peek(), dst.peek()
+        if src.cut or dst.cut:
+            out.truncated = True
+            break
+        if a is None and b is None:
+            break
+        if b is None or (a is not None and a.key < b.key):
+            assert a is not None
+            src.pop()
+            out.compared += 1
+            out.last_key = a.key
+            out.missing.append(Difference(a.key, a.size, a.modified, _age(now, a.modified)))
+        elif a is None or b.key < a.key:
+            dst.pop()
+            out.extra.append(Difference(b.key, b.size, b.modified, _age(now, b.modified)))
         else:
-            result.stale.append(key)
-    return result
+            src.pop()
+            dst.pop()
+            out.compared += 1
+            out.last_key = a.key
+            if a.etag != b.etag and b.modified < a.modified:
+                out.stale.append(Difference(a.key, a.size, a.modified, _age(now, a.modified), a.etag, b.etag,
+                                            b.modified))
+    out.requests = src.requests + dst.requests
+    return out
+
+
+@dataclass
+class ObjectHead:
+    """What the origin says of one object: what a CDN copy must match to be fresh."""
+
+    key: str
+    exists: bool
+    etag: str | None = None  # without quotes
+    last_modified: datetime | None = None
+    size: int | None = None
+
+
+def head_object(client: Any, bucket: str, key: str) -> ObjectHead:
+    """HEAD one object; a missing one is an answer (``exists=False``), not an error."""
+    from botocore.exceptions import ClientError
+
+    try:
+        resp = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return ObjectHead(key, False)
+        raise UnknownStateError(f"HEAD {bucket}/{key}: {code}") from None
+    except Exception as exc:  # BotoCoreError: connection refused, timeout
+        from botocore.exceptions import BotoCoreError
+
+        if isinstance(exc, BotoCoreError):
+            raise UnknownStateError(f"HEAD {bucket}/{key}: {masking.mask(str(exc))}") from None
+        raise
+    etag = str(resp.get("ETag") or "").strip('"') or None
+    return ObjectHead(key, True, etag, resp.get("LastModified"), resp.get("ContentLength"))

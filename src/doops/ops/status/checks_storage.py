@@ -54,17 +54,25 @@ def _lifecycle(r: Runner, b: BucketConfig) -> Verdict:
 
 
 def _replication(r: Runner, b: BucketConfig) -> Verdict:
+    """The comparison of ``doops spaces gap`` (one merge-join, clients.spaces.compare_replica), judged against
+    the bucket's replication allowance: what is missing or stale for longer is data at risk."""
     cmp = spaces.compare_replica(_client(r, b.region), b.name, _client(r, b.replica_region or b.region),
-                                 str(b.replica), limit=b.compare_limit, allowance=float(b.replication_allowance),
-                                 now=r.now)
-    details = {"compared": cmp.compared, "truncated": cmp.truncated, "missing": cmp.missing[:20],
-               "stale": cmp.stale[:20], "in_flight": cmp.in_flight, "allowance_seconds": b.replication_allowance,
-               "list_requests": cmp.requests}
+                                 str(b.replica), limit=b.compare_limit, now=r.now)
+    allowance = float(b.replication_allowance)
+    missing = [d.key for d in cmp.missing if d.age_seconds > allowance]
+    stale = [d.key for d in cmp.stale if d.age_seconds > allowance]
+    in_flight = len(cmp.missing) + len(cmp.stale) - len(missing) - len(stale)
+    at_risk = cmp.at_risk
+    details = {"compared": cmp.compared, "truncated": cmp.truncated, "missing": missing[:20],
+               "stale": stale[:20], "in_flight": in_flight, "extra": [d.key for d in cmp.extra][:20],
+               "bytes_at_risk": sum(d.size for d in at_risk),
+               "oldest_at_risk_seconds": at_risk[0].age_seconds if at_risk else 0.0,
+               "allowance_seconds": b.replication_allowance, "list_requests": cmp.requests}
     scope = f"{cmp.compared} objects" + (" (first window only)" if cmp.truncated else "")
-    if cmp.missing or cmp.stale:
-        return (CRIT, f"{len(cmp.missing)} missing and {len(cmp.stale)} stale in {b.replica} older than "
-                      f"{format_duration(float(b.replication_allowance))} (data at risk); compared {scope}", details)
-    return OK, f"{b.replica} in sync for {scope}, {cmp.in_flight} in flight", details
+    if missing or stale:
+        return (CRIT, f"{len(missing)} missing and {len(stale)} stale in {b.replica} older than "
+                      f"{format_duration(allowance)} (data at risk); compared {scope}", details)
+    return OK, f"{b.replica} in sync for {scope}, {in_flight} in flight", details
 
 
 MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
