@@ -282,6 +282,12 @@ class ProxyCdnBackend:
         if proxy is not None:
             proxy.purge(files)
 
+    def purge_after(self, endpoint_id: str, files: list[str], delay: float) -> None:
+        """The edge keeps serving its cached copy for ``delay`` s, as DigitalOcean's while a purge propagates."""
+        proxy = self._resolve(endpoint_id)
+        if proxy is not None:
+            proxy.purge(files, delay)
+
 
 class FleetAppBackend:
     """App health and live URLs from the real app servers.

@@ -8,10 +8,15 @@ Cache policy (documented because `doops cdn` checks it):
 - effective TTL = min(endpoint ttl, object's ``s-maxage`` or else ``max-age``); objects with
   ``no-store``, ``no-cache`` or ``private`` are never cached; the TTL is evaluated at lookup time, so
   changing ``ttl`` applies to entries already cached;
-- the object's Cache-Control, Content-Type, ETag and Last-Modified pass through; ``X-Cache: HIT|MISS``
-  and ``Age`` are added; 404s and origin errors (502) are not cached;
-- ``purge(files)`` evicts at once: exact path, ``dir/*`` (everything under dir/), ``*`` (everything);
-  any other pattern with ``*`` is matched with fnmatch. Purge rate limits live in the API twin.
+- the object's Cache-Control, Content-Type, ETag and Last-Modified pass through on hits and misses, GET and
+  HEAD; ``X-Cache: HIT|MISS`` and ``Age`` (seconds in cache) are added; 404s and origin errors (502) are not
+  cached;
+- ``purge(files, delay)`` evicts when the purge has propagated, ``delay`` seconds later (0: at once); until
+  then the cached (stale) copy is still served as a HIT, as a real edge does while a purge propagates. The
+  deadline is checked at each lookup, so no timer thread outlives the proxy. File strings name cache keys as
+  ``doops.sandbox.api.limits.purge_path`` reads them (leading "/" optional, URL-encoding decoded): exact path,
+  ``dir/*`` (everything under dir/), ``*`` (everything); any other pattern with ``*`` is matched with fnmatch;
+  a path not cached is no error. Purge rate limits and identical purges live in the API twin.
 
 Ranges (video seeking): one byte range (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``) is a 206 with
 ``Content-Range``; past the end it is a 416 with ``Content-Range: bytes */size``; several ranges, another unit or
@@ -30,12 +35,14 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from doops.sandbox.api.limits import purge_path
 from doops.sandbox.loopback import KeepAliveHandler, LoopbackServer
 from doops.sandbox.spaces import s3_client
 
@@ -179,6 +186,7 @@ class CdnProxy:
         access_key: str = "sandbox",
         secret_key: str = "sandbox",
         region: str = "nyc3",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.origin_endpoint_url = origin_endpoint_url
         self.bucket = bucket
@@ -186,7 +194,9 @@ class CdnProxy:
         self._client = s3_client(origin_endpoint_url, access_key, secret_key, region)
         self._lock = threading.Lock()
         self._cache: dict[str, _Entry] = {}
-        self._generation = 0  # bumped by purge: a fetch started before a purge must not re-fill
+        self._clock = clock
+        self._generation = 0  # bumped by an eviction: a fetch started before it must not re-fill
+        self._pending: list[tuple[float, tuple[str, ...]]] = []  # purges propagating: (deadline, files)
         self._hits = 0
         self._misses = 0
         self._purged = 0
@@ -244,8 +254,9 @@ class CdnProxy:
         206 (a 416 when it lies past the end); HEAD ignores Range, as RFC 9110 asks."""
         key = self._key(path)
         wanted = None if head else parse_range(range_header)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
+            self._apply_due(now)
             entry = self._cache.get(key)
             if entry is not None and not self._fresh(entry, now):
                 del self._cache[key]
@@ -329,43 +340,74 @@ class CdnProxy:
         headers = {hdr: str(obj[field]) for field, hdr in _PASS_HEADERS if obj.get(field)}
         if obj.get("LastModified"):
             headers["Last-Modified"] = obj["LastModified"].strftime("%a, %d %b %Y %H:%M:%S GMT")
-        entry = _Entry(body=body, headers=headers, stored_at=time.monotonic(),
+        entry = _Entry(body=body, headers=headers, stored_at=self._clock(),
                        max_age=cache_control_max_age(obj.get("CacheControl")))
         partial = wanted is not None and obj.get("ResponseMetadata", {}).get("HTTPStatusCode") == 206
         return _Fetched(entry, obj.get("ContentRange") if partial else None)
 
-    def purge(self, files: list[str]) -> int:
-        """Evict matching entries now; returns how many were evicted. `*`, `dir/*` or exact paths."""
-        removed = 0
+    def purge(self, files: list[str], delay: float = 0.0) -> int:
+        """Evict the entries ``files`` name once ``delay`` seconds have passed (0: now).
+
+        Returns how many were evicted now (0 for a purge still propagating); ``stats()["purged"]`` counts
+        them all."""
+        if delay > 0:
+            with self._lock:
+                self._pending.append((self._clock() + delay, tuple(files)))
+            log.info("cdn %s purge %s: in progress for %ss", self.bucket, files, delay)
+            return 0
         with self._lock:
-            self._generation += 1
-            for raw in files:
-                pattern = raw.strip().lstrip("/")
-                if pattern in ("*", ""):
-                    doomed = list(self._cache)
-                elif pattern.endswith("/*") and "*" not in pattern[:-2]:
-                    doomed = [k for k in self._cache if k.startswith(pattern[:-1])]
-                elif "*" in pattern or "?" in pattern:
-                    doomed = [k for k in self._cache if fnmatch.fnmatchcase(k, pattern)]
-                else:
-                    doomed = [pattern] if pattern in self._cache else []
-                for k in doomed:
-                    del self._cache[k]
-                removed += len(doomed)
-            self._purged += removed
+            removed = self._evict(files)
         log.info("cdn %s purge %s: %d evicted", self.bucket, files, removed)
         return removed
 
-    def cached_paths(self) -> list[str]:
-        """Fresh cache keys (paths without the leading '/'), sorted; expired entries are dropped."""
-        now = time.monotonic()
+    def purges_in_progress(self) -> int:
+        """Purges accepted whose files are still served from cache."""
         with self._lock:
+            self._apply_due(self._clock())
+            return len(self._pending)
+
+    def _apply_due(self, now: float) -> None:
+        """Evict for every purge whose time has come (caller holds the lock)."""
+        due = [files for deadline, files in self._pending if deadline <= now]
+        if not due:
+            return
+        self._pending = [(deadline, files) for deadline, files in self._pending if deadline > now]
+        for files in due:
+            removed = self._evict(list(files))
+            log.info("cdn %s purge %s propagated: %d evicted", self.bucket, list(files), removed)
+
+    def _evict(self, files: list[str]) -> int:
+        """Drop the entries ``files`` name; returns how many (caller holds the lock)."""
+        removed = 0
+        self._generation += 1
+        for raw in files:
+            pattern = purge_path(raw)
+            if pattern == "*":
+                doomed = list(self._cache)
+            elif pattern.endswith("/*") and "*" not in pattern[:-2]:
+                doomed = [k for k in self._cache if k.startswith(pattern[:-1])]
+            elif "*" in pattern:
+                doomed = [k for k in self._cache if fnmatch.fnmatchcase(k, pattern)]
+            else:
+                doomed = [pattern] if pattern in self._cache else []
+            for k in doomed:
+                del self._cache[k]
+            removed += len(doomed)
+        self._purged += removed
+        return removed
+
+    def cached_paths(self) -> list[str]:
+        """Fresh cache keys (paths without the leading '/'), sorted; expired and purged entries are dropped."""
+        now = self._clock()
+        with self._lock:
+            self._apply_due(now)
             for k in [k for k, e in self._cache.items() if not self._fresh(e, now)]:
                 del self._cache[k]
             return sorted(self._cache)
 
     def stats(self) -> dict[str, int]:
-        """Hit/miss/eviction counters (for the API twin and drills)."""
+        """Hit/miss/eviction counters and purges in progress (for the API twin and drills)."""
         with self._lock:
+            self._apply_due(self._clock())
             return {"hits": self._hits, "misses": self._misses, "purged": self._purged,
-                    "entries": len(self._cache)}
+                    "entries": len(self._cache), "purging": len(self._pending)}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Protocol, runtime_checkable
 
-from doops.sandbox.api.errors import ApiError
+from doops.sandbox.api.errors import RATE_LIMIT_MESSAGE, ApiError
 from doops.sandbox.api.routing import Context, Response, Router
 
 
@@ -21,11 +22,29 @@ def regions(ctx: Context) -> Response:
 # -- CDN -----------------------------------------------------------------------------------------------
 
 
+@runtime_checkable
+class PropagatingCdnBackend(Protocol):
+    """A CDN backend whose edge evicts purged files only when the purge has propagated (the real proxies)."""
+
+    def purge_after(self, endpoint_id: str, files: list[str], delay: float) -> None:
+        """Purge ``files`` from the endpoint's cache ``delay`` seconds from now (0: at once)."""
+        ...
+
+
+def _too_many(reason: str, wait: float) -> ApiError:
+    """A CDN 429: DigitalOcean's id and message with the reason, and ``retry-after`` (whole seconds, >= 1).
+
+    The server adds the token's ratelimit-* headers to it, as to every answer."""
+    return ApiError(429, f"{RATE_LIMIT_MESSAGE[:-1]}: {reason}.", "too_many_requests", max(1, math.ceil(wait)))
+
+
 def _cdn_call(ctx: Context) -> None:
     """All /v2/cdn/endpoints* calls together: ``limits.cdn_calls`` per ``cdn_calls_window`` s per token."""
     wait = ctx.world.cdn_calls.acquire(ctx.token_label or "anonymous")
     if wait is not None:
-        raise ApiError(429, "API Rate limit exceeded.", "too_many_requests", wait)
+        limits = ctx.world.limits
+        raise _too_many(f"CDN endpoints allow {limits.cdn_calls} requests per {limits.cdn_calls_window:g} "
+                        "seconds", wait)
 
 
 def _endpoint(ctx: Context) -> dict[str, Any]:
@@ -48,16 +67,42 @@ def cdn_get(ctx: Context) -> Response:
 
 
 def cdn_purge(ctx: Context) -> Response:
-    """DELETE /v2/cdn/endpoints/{cdn_id}/cache {"files": [...]}: 204, or 429 past the purge limit."""
+    """DELETE /v2/cdn/endpoints/{cdn_id}/cache {"files": [...]}: 204, or 429 past a limit.
+
+    Every limit is checked before any is spent, so a refused purge spends no purge budget (the call itself
+    counts against the call limit, as any /v2/cdn/endpoints* call). ``retry-after`` is the longest wait of
+    those that refused, so one retry after it can succeed. The purge is then in progress for
+    ``limits.cdn_purge_propagation`` seconds: the edge evicts when it ends, and an identical purge is refused
+    until then.
+    """
     _cdn_call(ctx)
+    world = ctx.world
     ep = _endpoint(ctx)
     files = ctx.json_body().get("files")
-    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f.strip() for f in files):
         raise ApiError.bad_request("files must be a non-empty list of paths")
-    wait = ctx.world.cdn_purges.acquire(f"{ctx.token_label}/{ep['id']}", len(files))
-    if wait is not None:
-        raise ApiError(429, "API Rate limit exceeded.", "too_many_requests", wait)
-    ctx.world.cdn_backend.purge(ep["id"], list(files))
+    ep_id = str(ep["id"])
+    budget_key = f"{ctx.token_label}/{ep_id}"
+    limits = world.limits
+    busy = world.cdn_in_progress.seconds_left(ep_id, files)
+    budget_wait = world.cdn_purges.wait(budget_key, len(files))
+    reasons: list[str] = []
+    if busy is not None:
+        reasons.append(f"an identical purge of this endpoint is still in progress ({math.ceil(busy)} s left); "
+                       "two identical purge requests cannot be sent at the same time")
+    if budget_wait is not None:
+        reasons.append(f"{len(files)} file strings asked, {world.cdn_purges.remaining(budget_key)} of "
+                       f"{limits.cdn_purge_files} left per {limits.cdn_purge_window:g} seconds on this endpoint")
+    if reasons:
+        raise _too_many("; ".join(reasons), max(busy or 0.0, float(budget_wait or 0)))
+    world.cdn_purges.acquire(budget_key, len(files))  # fits: checked above, under the world lock
+    delay = limits.cdn_purge_propagation
+    backend = world.cdn_backend
+    if isinstance(backend, PropagatingCdnBackend):
+        backend.purge_after(ep_id, list(files), delay)
+    else:
+        backend.purge(ep_id, list(files))
+    world.cdn_in_progress.begin(ep_id, files, delay)  # after the edge's deadline: never ends before it
     return Response(204)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,23 @@ class Limits:
     cdn_calls_window: float = 10.0
     cdn_purge_files: int = 50
     cdn_purge_window: float = 20.0
+    # Seconds a purge is in progress: the edge serves the cached copy until then, and an identical purge is
+    # refused meanwhile (DigitalOcean's purges are not instant). 0 = evicted at once.
+    cdn_purge_propagation: float = 1.0
+
+
+_LIMIT_TYPES = {f.name: f.type for f in fields(Limits)}
+
+
+def _limit(name: str, value: Any) -> Any:
+    """A limits value as its field's type; an unknown name is passed on as is for Limits() to refuse."""
+    kind = _LIMIT_TYPES.get(name)
+    if kind is None:
+        return value
+    number = float(value) if kind == "float" else int(value)
+    if number < 0:
+        raise ValueError(f"limits.{name} must be >= 0, not {value}")
+    return number
 
 
 @dataclass
@@ -61,7 +78,7 @@ class Scenario:
         lim = raw.get("limits") or {}
         try:
             durations = Durations(**{k: float(v) for k, v in dur.items()})
-            limits = Limits(**{k: (float(v) if "window" in k else int(v)) for k, v in lim.items()})  # type: ignore[arg-type]
+            limits = Limits(**{k: _limit(k, v) for k, v in lim.items()})
         except TypeError as exc:
             raise ValueError(f"scenario {source or ''}: unknown setting: {exc}") from exc
         tokens = {str(k): str(v) for k, v in (raw.get("tokens") or {}).items()}

@@ -68,6 +68,9 @@ Spec-silent choices (what the OpenAPI spec does not say, and what the twin does)
   page answers ``"links": {}``); a page past the end is an empty list.
 - The CDN call limit (5 per 10 s) and purge limit (50 file strings per 20 s per endpoint; a wildcard
   counts as one string) are per token; exceeding either is 429 ``too_many_requests`` with ``retry-after``.
+  A purge is in progress for ``limits.cdn_purge_propagation`` seconds (the edge serves its cached copy until
+  then); an identical purge (same endpoint and files, order, duplicates and a leading "/" ignored) meanwhile is
+  429 with the seconds left as ``retry-after`` and spends no purge budget. See docs/sandbox.md.
 - Monitoring alert policy types in the spec cover databases and load balancers only, so app alerts are
   served as App Platform alerts (GET /v2/apps/{app_id}/alerts).
 - App metrics (cpu/memory percentage) are deterministic synthetic series, one point per 5 minutes
@@ -82,7 +85,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from doops.sandbox.api.backends import AppBackend, BackupInfo, CdnBackend, ConnectionInfo, DatabaseBackend
-from doops.sandbox.api.limits import RateLimiter, SlidingWindow
+from doops.sandbox.api.limits import PurgesInProgress, RateLimiter, SlidingWindow
 from doops.sandbox.api.resources import (
     App,
     Check,
@@ -123,6 +126,7 @@ class World(Store):
         self.rate_limiter = RateLimiter(self.limits.per_minute, self.limits.per_hour, clock)
         self.cdn_calls = SlidingWindow(self.limits.cdn_calls, self.limits.cdn_calls_window, clock)
         self.cdn_purges = SlidingWindow(self.limits.cdn_purge_files, self.limits.cdn_purge_window, clock)
+        self.cdn_in_progress = PurgesInProgress(clock)
         self.requests: list[RequestRecord] = []
         self.databases = Databases(self)
         self.app_platform = AppPlatform(self)
@@ -149,10 +153,12 @@ class World(Store):
     # -- limits and regions --------------------------------------------------------------------------
 
     def reset_limits(self) -> None:
-        """Fresh budgets: per-token rate limits and the CDN call and purge windows."""
+        """Fresh budgets: per-token rate limits, the CDN call and purge windows, and no purge in progress (the
+        edge still evicts what was purged when its time comes)."""
         self.rate_limiter.reset()
         self.cdn_calls.reset()
         self.cdn_purges.reset()
+        self.cdn_in_progress.reset()
 
     @staticmethod
     def region(slug: str) -> dict[str, Any]:
