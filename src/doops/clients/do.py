@@ -18,6 +18,8 @@ from doops.clients.models import (
     Account,
     AlertPolicy,
     App,
+    AppDeployment,
+    AppInfo,
     CdnEndpoint,
     ComponentHealth,
     ConnectionPool,
@@ -27,10 +29,11 @@ from doops.clients.models import (
     DatabaseReplica,
     Deployment,
     FunctionsNamespace,
+    RollbackCheck,
     Trigger,
     UptimeCheck,
 )
-from doops.errors import ApiError, ApiUnreachable, UsageError, api_error_for
+from doops.errors import ApiError, ApiUnavailable, ApiUnreachable, UsageError, api_error_for
 
 DEFAULT_API_URL = "https://api.digitalocean.com"
 PER_PAGE = 200
@@ -93,6 +96,17 @@ def _status_line(resp: Any, status: int) -> str:
     if ctype and ctype != "application/json":
         text += f" ({_one_line(ctype, 60)} body not shown)"
     return text
+
+
+class ApiRateLimited(ApiUnavailable):
+    """A 429 that outlasted the HTTP client's own retries; ``retry_after``: the seconds the server asked for
+    (``retry-after`` or until ``ratelimit-reset``), so an operation that paces itself (CDN purges) can wait
+    exactly that long and send the same request again."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+        self.hint = "DigitalOcean is rate limiting; retry later"
 
 
 class DOClient:
@@ -184,8 +198,27 @@ class DOClient:
             error_id = None
         if not isinstance(request_id, str):
             request_id = None
+        if status == 429:
+            return ApiRateLimited(status, error_id and _one_line(error_id, 80), message,
+                                  request_id and _one_line(request_id, 80), method=method, path=_one_line(path, 120),
+                                  retry_after=self._server_wait(resp))
         return api_error_for(status, error_id and _one_line(error_id, 80), message,
                              request_id and _one_line(request_id, 80), method=method, path=_one_line(path, 120))
+
+    def _server_wait(self, resp: Any) -> float | None:
+        """Seconds a 429 asks us to wait: ``retry-after``, else until ``ratelimit-reset`` (None: not said)."""
+        from doops.clients.http import retry_after_seconds
+
+        if resp is None:
+            return None
+        now = self.http.clock()
+        wait = retry_after_seconds(resp.headers.get("retry-after"), now)
+        if wait is None and resp.headers.get("ratelimit-reset"):
+            try:
+                wait = max(0.0, float(resp.headers["ratelimit-reset"]) - now)
+            except ValueError:
+                wait = None
+        return wait
 
     def paginate(self, op: str, key: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """Every item of a paginated list: per_page=200, following links.pages.next."""
@@ -249,6 +282,57 @@ class DOClient:
         deployments = body.get("deployments") or []
         return Deployment.from_api(deployments[0]) if deployments else None
 
+    # App Platform operations (`doops app`): find, follow, roll back, redeploy, restart.
+
+    def find_app(self, name: str) -> AppInfo | None:
+        """The app named ``name`` (or with that id), from GET /v2/apps (paginated); None when there is none."""
+        for d in self.paginate("apps.list", "apps"):
+            if (d.get("spec") or {}).get("name") == name or d.get("id") == name:
+                return AppInfo.from_api(d)
+        return None
+
+    def get_app(self, app_id: str) -> AppInfo:
+        """GET /v2/apps/{id}: the app now (pinned, in-progress and active deployments)."""
+        return AppInfo.from_api(self.call("apps.get", app_id)["app"])
+
+    def list_app_deployments(self, app_id: str, limit: int = 50) -> list[AppDeployment]:
+        """GET /v2/apps/{id}/deployments, newest first: one page of up to ``limit`` (at most 200)."""
+        body = self.call("apps.list_deployments", app_id, per_page=max(1, min(limit, PER_PAGE)), page=1) or {}
+        return [AppDeployment.from_api(d) for d in body.get("deployments") or []]
+
+    def get_app_deployment(self, app_id: str, deployment_id: str) -> AppDeployment:
+        """GET /v2/apps/{id}/deployments/{deployment_id}."""
+        return AppDeployment.from_api(self.call("apps.get_deployment", app_id, deployment_id)["deployment"])
+
+    def validate_app_rollback(self, app_id: str, deployment_id: str) -> RollbackCheck:
+        """POST .../rollback/validate: changes nothing; ``valid`` false carries the reason."""
+        return RollbackCheck.from_api(self.call("apps.validate_rollback", app_id, {"deployment_id": deployment_id})
+                                      or {})
+
+    def rollback_app(self, app_id: str, deployment_id: str) -> AppDeployment:
+        """POST .../rollback: a new deployment of the target's release; pins the app until commit or revert.
+        Never retried on its own (a second would be refused while pinned): a re-run follows the pinned one."""
+        body = self.call("apps.create_rollback", app_id, {"deployment_id": deployment_id, "skip_pin": False})
+        return AppDeployment.from_api(body["deployment"])
+
+    def commit_app_rollback(self, app_id: str) -> None:
+        """POST .../rollback/commit (200, empty body): keep the rollback and unpin the app."""
+        self.call("apps.commit_rollback", app_id)
+
+    def revert_app_rollback(self, app_id: str) -> AppDeployment:
+        """POST .../rollback/revert: a new deployment of the release before the rollback; unpins the app."""
+        return AppDeployment.from_api(self.call("apps.revert_rollback", app_id)["deployment"])
+
+    def create_app_deployment(self, app_id: str, force_build: bool = False) -> AppDeployment:
+        """POST /v2/apps/{id}/deployments with ``force_build``."""
+        body = self.call("apps.create_deployment", app_id, {"force_build": force_build})
+        return AppDeployment.from_api(body["deployment"])
+
+    def restart_app(self, app_id: str, components: list[str] | None = None) -> AppDeployment:
+        """POST /v2/apps/{id}/restart: a rolling restart of ``components`` (every one when None)."""
+        body = self.call("apps.restart", app_id, {"components": list(components)} if components else None)
+        return AppDeployment.from_api(body["deployment"])
+
     def list_namespaces(self) -> list[FunctionsNamespace]:
         body = self.call("functions.list_namespaces") or {}
         return [FunctionsNamespace.from_api(d) for d in body.get("namespaces") or []]
@@ -290,3 +374,12 @@ class DOClient:
     def delete_database_cluster(self, cluster_id: str) -> None:
         """DELETE /v2/databases/{uuid} (204)."""
         self.call("databases.destroy_cluster", cluster_id)
+
+    def get_cdn_endpoint(self, cdn_id: str) -> CdnEndpoint:
+        """GET /v2/cdn/endpoints/{cdn_id}: one endpoint by its id (one CDN call, whatever the account holds)."""
+        return CdnEndpoint.from_api(self.call("cdn.get_endpoint", cdn_id)["endpoint"])
+
+    def purge_cdn_cache(self, cdn_id: str, files: list[str]) -> None:
+        """DELETE /v2/cdn/endpoints/{cdn_id}/cache with ``{"files": [...]}`` (204). DigitalOcean allows 50 file
+        strings per 20 s per endpoint and 5 CDN calls per 10 s: the caller paces (``doops.ops.cdn``)."""
+        self.call("cdn.purge_cache", cdn_id, {"files": list(files)})

@@ -307,3 +307,121 @@ class DatabaseEvent:
     def from_api(cls, d: dict[str, Any]) -> DatabaseEvent:
         return cls(id=str(d.get("id", "")), cluster_name=str(d.get("cluster_name", "")),
                    event_type=str(d.get("event_type", "")), create_time=parse_time(d.get("create_time")))
+
+
+# -- App Platform operations (`doops app`) ---------------------------------------------------------------------
+
+
+@dataclass
+class AppDeployment:
+    """One deployment as `doops app` follows it: its phase, what caused it, and when it became ACTIVE (the end
+    of its last progress step: the API has no field for it)."""
+
+    id: str
+    phase: str
+    cause: str
+    created_at: datetime | None
+    phase_last_updated_at: datetime | None
+    cloned_from: str | None = None
+    steps_done: int = 0
+    steps_total: int = 0
+    active_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> AppDeployment:
+        phase = str(d.get("phase") or "UNKNOWN")
+        progress = d.get("progress") or {}
+        steps = progress.get("steps") or []
+        ends = [t for s in steps if isinstance(s, dict) and (t := parse_time(s.get("ended_at"))) is not None]
+        changed = parse_time(d.get("phase_last_updated_at")) or parse_time(d.get("updated_at"))
+        active_at = None
+        if phase in ("ACTIVE", "SUPERSEDED"):
+            active_at = max(ends) if ends else (changed if phase == "ACTIVE" else None)
+        return cls(id=str(d.get("id", "")), phase=phase, cause=str(d.get("cause") or ""),
+                   created_at=parse_time(d.get("created_at")), phase_last_updated_at=changed,
+                   cloned_from=d.get("cloned_from") or None, steps_done=int(progress.get("success_steps") or 0),
+                   steps_total=int(progress.get("total_steps") or 0), active_at=active_at)
+
+
+@dataclass
+class RollbackIssue:
+    """A warning or the error of POST /v2/apps/{id}/rollback/validate."""
+
+    code: str
+    message: str
+    components: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> RollbackIssue:
+        return cls(code=str(d.get("code") or ""), message=str(d.get("message") or ""),
+                   components=[str(c) for c in d.get("components") or []])
+
+
+@dataclass
+class RollbackCheck:
+    """POST /v2/apps/{id}/rollback/validate: whether the rollback may go ahead, and what to know if it does."""
+
+    valid: bool
+    error: RollbackIssue | None
+    warnings: list[RollbackIssue]
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> RollbackCheck:
+        err = d.get("error")
+        return cls(valid=bool(d.get("valid")), error=RollbackIssue.from_api(err) if isinstance(err, dict) else None,
+                   warnings=[RollbackIssue.from_api(w) for w in d.get("warnings") or [] if isinstance(w, dict)])
+
+
+@dataclass
+class AppInfo:
+    """An app as `doops app` acts on it: its deployments of note and where its health is seen from outside.
+
+    ``health_paths``: the paths on the live URL that reach each service's health check (the ingress route's
+    prefix, stripped by App Platform, then the spec's ``health_check.http_path``); ``/`` when no service
+    declares one."""
+
+    id: str
+    name: str
+    live_url: str | None
+    components: list[str]
+    health_paths: list[str]
+    active_deployment: AppDeployment | None
+    in_progress_deployment: AppDeployment | None
+    pinned_deployment: AppDeployment | None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> AppInfo:
+        spec = d.get("spec") or {}
+        comps = [str(c.get("name", "")) for key in ("services", "static_sites", "workers", "jobs", "functions")
+                 for c in spec.get(key) or []]
+
+        def dep(key: str) -> AppDeployment | None:
+            v = d.get(key)
+            return AppDeployment.from_api(v) if isinstance(v, dict) and v.get("id") else None
+
+        return cls(id=str(d.get("id", "")), name=str(spec.get("name", "")), live_url=d.get("live_url") or None,
+                   components=comps, health_paths=_health_paths(spec),
+                   active_deployment=dep("active_deployment"), in_progress_deployment=dep("in_progress_deployment"),
+                   pinned_deployment=dep("pinned_deployment"))
+
+
+def _health_paths(spec: dict[str, Any]) -> list[str]:
+    prefixes: dict[str, tuple[str, bool]] = {}
+    for rule in (spec.get("ingress") or {}).get("rules") or []:
+        comp = rule.get("component") or {}
+        prefix = ((rule.get("match") or {}).get("path") or {}).get("prefix")
+        if comp.get("name") and isinstance(prefix, str) and comp["name"] not in prefixes:
+            preserve = str(comp.get("preserve_path_prefix", "")).lower() == "true"
+            prefixes[comp["name"]] = (prefix, preserve)
+    paths: list[str] = []
+    for svc in spec.get("services") or []:
+        http_path = (svc.get("health_check") or {}).get("http_path")
+        if not isinstance(http_path, str) or not http_path:
+            continue
+        http_path = http_path if http_path.startswith("/") else "/" + http_path
+        legacy = [r.get("path") for r in svc.get("routes") or [] if isinstance(r.get("path"), str)]
+        prefix, preserve = prefixes.get(str(svc.get("name")), (legacy[0] if legacy else "/", False))
+        path = http_path if preserve else prefix.rstrip("/") + http_path
+        if path not in paths:
+            paths.append(path)
+    return paths or ["/"]

@@ -254,3 +254,10 @@ def head_object(client: Any, bucket: str, key: str) -> ObjectHead:
         raise
     etag = str(resp.get("ETag") or "").strip('"') or None
     return ObjectHead(key, True, etag, resp.get("LastModified"), resp.get("ContentLength"))
+
+
+def list_keys(client: Any, bucket: str, prefix: str, limit: int) -> list[str]:
+    """The first ``limit`` object keys under ``prefix`` (at most one page: 1,000), folder markers left out."""
+    page = _call(client.list_objects_v2, f"listing {bucket}/{prefix}*", Bucket=bucket, Prefix=prefix,
+                 MaxKeys=max(1, min(limit, 1000)))
+    return [str(o["Key"]) for o in page.get("Contents") or [] if not str(o["Key"]).endswith("/")]

@@ -48,6 +48,21 @@ class WebClient:
         return Probe(url, resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
                      round(resp.elapsed.total_seconds() * 1000, 1), body=body)
 
+    def get_headers(self, url: str, headers: dict[str, str] | None = None) -> Probe:
+        """GET ``url`` as a user would (a GET, not a HEAD: edges may cache and answer HEAD apart) but read only
+        the status and headers, closing before the body: verifying a purged 2 GB video must not download it."""
+        import time
+
+        from doops.clients.http import httpx
+
+        started = time.monotonic()
+        try:
+            with self._client.stream("GET", url, headers=headers) as resp:
+                return Probe(url, resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+                             round((time.monotonic() - started) * 1000, 1))
+        except httpx.HTTPError as exc:
+            return Probe(url, None, error=type(exc).__name__)
+
     def get(self, url: str, **kw: Any) -> Probe:
         return self.probe("GET", url, **kw)
 
@@ -56,3 +71,4 @@ class WebClient:
 
     def close(self) -> None:
         self._client.close()
+

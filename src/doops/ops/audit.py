@@ -115,10 +115,21 @@ def read_audit(query: AuditQuery) -> AuditLog:
     return AuditLog(str(path), entries, bad)
 
 
+def _target(rec: dict[str, Any]) -> str | None:
+    """What the action was done to: a cluster, an app, a CDN endpoint's host name, a bucket."""
+    for key in ("cluster", "app", "bucket"):
+        if isinstance(rec.get(key), str) and rec[key]:
+            return str(rec[key])
+    endpoint = rec.get("endpoint")
+    if isinstance(endpoint, dict):
+        return str(endpoint.get("endpoint") or endpoint.get("id") or "") or None
+    return str(endpoint) if isinstance(endpoint, str) and endpoint else None
+
+
 def _entry(rec: dict[str, Any]) -> AuditEntry:
     raw = rec.get("platform")
     platform: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    target = rec.get("cluster")
+    target = _target(rec)
     if rec.get("replica"):
         target = f"{target} -> {rec['replica']}"
     return AuditEntry(
