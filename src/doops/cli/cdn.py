@@ -132,7 +132,11 @@ def purge_cmd(app: Cli, args: tuple[str, ...], purge_all: bool, from_file: str |
     def confirm(question: str) -> bool:
         return yes or click.confirm(question, default=False, err=True)
 
+    sink = StderrSink(app.output.color)
     with cancel_on_interrupt() as cancel:
-        result = run(app.platform, opts, confirm=confirm, events=StderrSink(app.output.color), cancel=cancel)
+        try:
+            result = run(app.platform, opts, confirm=confirm, events=sink, cancel=cancel)
+        finally:
+            sink.close()  # the progress bar, if a terminal showed one
     render(result, app.output, PURGE)
     return result

@@ -512,7 +512,8 @@ def _send(run: _Run, ep: CdnEndpoint, result: PurgeResult) -> PurgeResult | None
             nxt = result.batches[-1].planned_offset - batch.planned_offset
             run.emit("purge", f"batch {n}/{total}: {len(batch.files)} file string(s) purged ({done}/"
                      f"{len(result.files)})" + (f", about {format_duration(nxt)} left" if n < total else ""),
-                     Level.OK, batch=n, batches=total, purged=done, next_in=round(left, 3))
+                     Level.OK, batch=n, batches=total, purged=done, next_in=round(left, 3),
+                     done=done, total=len(result.files))
             break
     return None
 

@@ -61,7 +61,15 @@ class Event:
     phase: str
     message: str
     level: Level = Level.STEP
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # ``done`` and ``total`` (numbers) mark progress
+
+    @property
+    def progress(self) -> tuple[float, float] | None:
+        """(done, total) when the event reports progress through a known amount of work."""
+        done, total = self.data.get("done"), self.data.get("total")
+        if isinstance(done, int | float) and isinstance(total, int | float) and total > 0:
+            return float(done), float(total)
+        return None
 
 
 EventSink = Callable[[Event], None]
