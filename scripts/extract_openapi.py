@@ -77,6 +77,11 @@ def _clean_schema(schema: Any) -> Any:
     for key, value in schema.items():
         if key in DROPPED or key.startswith("x-"):
             continue
+        if key == "discriminator" and any(not str(ref).startswith("#")
+                                          for ref in (value.get("mapping") or {}).values()):
+            # its mapping names the spec's source files (models/*.yml), gone with the inlining: no validator
+            # can resolve it, and the anyOf/oneOf it sits on constrains the value without it
+            continue
         if key in ("properties", "patternProperties") and isinstance(value, dict):
             out[key] = {name: _clean_schema(sub) for name, sub in value.items()}
         elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):

@@ -180,6 +180,78 @@ class PrometheusConfig:
         return self.url or env(self.url_env) or None
 
 
+DIGITALOCEAN_NAMESERVERS = ("ns1.digitalocean.com", "ns2.digitalocean.com", "ns3.digitalocean.com")
+DNS_PORT = 53
+
+
+def nameserver_problem(value: str) -> str | None:
+    """Why ``value`` is not a name server address ``host[:port]`` (``[v6]:port`` for IPv6), or None."""
+    import ipaddress
+    import re
+
+    host, port = value, ""
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return f"{shorten(value)} is not host[:port] ([IPv6]:port for IPv6)"
+        port = rest[1:]
+        if rest == ":":
+            return f"{shorten(value)} has no port after ':'"
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{shorten(host)} in brackets is not an IPv6 address"
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+        if not port:
+            return f"{shorten(value)} has no port after ':'"
+    elif ":" in value:
+        try:
+            ipaddress.IPv6Address(value)
+            return None
+        except ValueError:
+            return f"{shorten(value)} is not host[:port] ([IPv6]:port for IPv6)"
+    if port and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        return f"port {shorten(port)} is not a number from 1 to 65535"
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if not value.startswith("[") and not re.fullmatch(rf"{label}(\.{label})*\.?", host):
+        return f"{shorten(host)} is not a host name or IP address"
+    return None
+
+
+@dataclass
+class DnsRecordConfig:
+    """A record that fronts an app: ``doops failover app`` repoints it, ``doops dns check`` judges it."""
+
+    domain: str
+    name: str  # relative to the domain, "@" for the apex
+    type: str = "CNAME"
+    app: str | None = None  # the app the record normally points at
+
+
+@dataclass
+class DnsConfig:
+    """Where to ask DNS questions: the zone's authoritative name servers, never a caching resolver, so a change
+    is seen as soon as DigitalOcean serves it. ``host[:port]``, port 53 by default."""
+
+    nameservers: list[str] = field(default_factory=lambda: list(DIGITALOCEAN_NAMESERVERS))
+    failover_records: list[DnsRecordConfig] = field(default_factory=list)
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each name server (host without IPv6 brackets)."""
+        out: list[tuple[str, int]] = []
+        for ns in self.nameservers:
+            if ns.startswith("["):
+                host, _, rest = ns[1:].partition("]")
+                out.append((host, int(rest[1:]) if rest else DNS_PORT))
+            elif ns.count(":") == 1:
+                host, port = ns.split(":")
+                out.append((host, int(port)))
+            else:
+                out.append((ns, DNS_PORT))
+        return out
+
+
 def env(name: str) -> str | None:
     """The one reader of the environment for what the config points at (passwords, keys, URLs), so that
     operations and clients never reach into ``os.environ`` themselves."""
@@ -207,6 +279,7 @@ class Config:
     spaces: SpacesConfig = field(default_factory=SpacesConfig)
     cdn: list[CdnConfig] = field(default_factory=list)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
     source: str | None = None  # path it was read from, None for built-in defaults
 
     def database(self, name: str | None = None) -> DatabaseConfig | None:
@@ -251,7 +324,31 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         if problem:
             key_node = next((k for k, _ in node.value if k.value == "api_url"), None)
             raise _err(filename, key_node, "api_url", problem, hint="use https://host[:port]")
+    _check_nameservers(cfg, node, filename)
     return cfg
+
+
+def _child(node: Any, key: str) -> Any:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if k.value == key), None)
+
+
+def _check_nameservers(cfg: Config, root: Any, filename: str) -> None:
+    """Every ``dns.nameservers`` entry is host[:port]; at least one when the key is given."""
+    seq = _child(_child(root, "dns"), "nameservers")
+    if seq is None:
+        return
+    if not cfg.dns.nameservers:
+        raise _err(filename, seq, "dns.nameservers", "empty list", hint="name at least one name server, "
+                   "or leave the key out for DigitalOcean's ns1/ns2/ns3.digitalocean.com")
+    for i, (value, item) in enumerate(zip(cfg.dns.nameservers, seq.value, strict=True)):
+        problem = nameserver_problem(value)
+        if problem:
+            raise _err(filename, item, f"dns.nameservers[{i}]", problem,
+                       hint="write host or host:port, e.g. ns1.digitalocean.com or 127.0.0.1:5353")
 
 
 def _err(filename: str, node: Any, key: str, problem: str, hint: str | None = None) -> ConfigError:

@@ -78,11 +78,17 @@ def default_params(world: World) -> dict[str, str]:
         "alert_id": next(iter(check.alerts)),
         "lb_id": next(iter(world.load_balancers)),
         "domain_name": next(iter(world.domains)),
+        "domain_record_id": str(_api_record(world)["id"]),
         "access_key": world.spaces_keys[0]["access_key"],
         "pool_name": "learnhub-pool",
         "username": "learnhub_app",
         "database_name": "learnhub",
     }
+
+
+def _api_record(world: World) -> dict[str, Any]:
+    d = next(iter(world.domains.values()))
+    return next(r for r in d["records"] if r["name"] == "api")
 
 
 def _restore_body(world: World, _c: httpx.Client) -> dict[str, Any]:
@@ -181,7 +187,14 @@ EXAMPLES: dict[str, Setup | dict[str, Any]] = {
     "GET /v2/load_balancers/{lb_id}": {},
     "GET /v2/domains": {},
     "GET /v2/domains/{domain_name}": {},
-    "GET /v2/domains/{domain_name}/records": {"query": {"type": "CNAME"}},
+    "GET /v2/domains/{domain_name}/records": {"query": {"type": "CNAME", "name": "api.learnhub.example"}},
+    "POST /v2/domains/{domain_name}/records": {
+        "body": {"type": "A", "name": "status", "data": "203.0.113.20", "ttl": 300}},
+    "GET /v2/domains/{domain_name}/records/{domain_record_id}": {},
+    "PUT /v2/domains/{domain_name}/records/{domain_record_id}": {
+        "body": {"type": "CNAME", "data": "learnhub-api-ams3-0a1b2.ondigitalocean.app.", "ttl": 60}},
+    "PATCH /v2/domains/{domain_name}/records/{domain_record_id}": {"body": {"type": "CNAME", "ttl": 120}},
+    "DELETE /v2/domains/{domain_name}/records/{domain_record_id}": {},
 }
 
 
@@ -321,4 +334,4 @@ def test_pydo_client_reads_the_twin(twin: tuple[TwinServer, httpx.Client]) -> No
     names = [d["name"] for d in do.databases.list_clusters(enforce_https=False)["databases"]]
     assert "learnhub-db" in names and "learnhub-cache" in names
     apps = do.apps.list(enforce_https=False)["apps"]
-    assert {a["spec"]["name"] for a in apps} == {"learnhub-api", "learnhub-web"}
+    assert {a["spec"]["name"] for a in apps} == {"learnhub-api", "learnhub-api-ams3", "learnhub-web"}

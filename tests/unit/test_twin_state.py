@@ -45,7 +45,13 @@ def test_default_scenario_world(world: World) -> None:
     assert pg.engine == "pg" and pg.region == "nyc3" and pg.num_nodes == 2 and "learnhub" in pg.db_names
     assert list(pg.replicas) == ["learnhub-db-ams3"] and pg.replicas["learnhub-db-ams3"].region == "ams3"
     assert cache.engine == "valkey" and cache.eviction_policy == "allkeys_lru"
-    assert {a.name for a in world.apps.values()} == {"learnhub-api", "learnhub-web"}
+    assert {a.name for a in world.apps.values()} == {"learnhub-api", "learnhub-api-ams3", "learnhub-web"}
+    standby = world.find_app_by_name("learnhub-api-ams3")
+    assert standby is not None and standby.region == "ams" and [n for n, _, _ in standby.components()] == ["api", "ws"]
+    assert world.app_json(standby)["region"]["data_centers"] == ["ams3"]
+    assert {s["github"]["repo"] for s in standby.spec["services"]} == {"learnhub/learnhub-api"}
+    standby_phases = [world.deployment_phase(standby, d) for d in standby.deployments]
+    assert standby_phases[-1] == "ACTIVE" and set(standby_phases[:-1]) == {"SUPERSEDED"}
     api = world.find_app_by_name("learnhub-api")
     assert api is not None and [n for n, _, _ in api.components()] == ["api", "ws"]
     phases = [world.deployment_phase(api, d) for d in api.deployments]

@@ -2,7 +2,8 @@
 
 Started by `doops sandbox up` (``python -m doops.sandbox.supervisor --dir DIR``). It makes the sandbox's CA
 (``DIR/tls/ca.crt``, which signs every server certificate), starts the real servers (PostgreSQL fleet, its
-PgBouncer, the cache, the database metrics endpoints, S3, CDN proxies, app servers, Prometheus when installed)
+PgBouncer, the cache, the database metrics endpoints, S3, CDN proxies, app servers, the authoritative DNS
+server of the twin's domains, Prometheus when installed)
 and the API twin,
 writes ``DIR/sandbox.json`` (ready marker, URLs, secrets; mode 0600), ``DIR/env.sh`` and ``DIR/doops.yaml``,
 then serves a small loopback control API (faults, status) until SIGTERM or its time to live runs out.
@@ -97,6 +98,7 @@ class Supervisor:
         self.prom: Any = None
         self.twin: Any = None
         self.world: Any = None
+        self.dns: Any = None  # DnsServer: authoritative for the twin's domains
         self.control: LoopbackServer | None = None
         self.started_at = time.time()
         self.timings: dict[str, float] = {}
@@ -110,6 +112,7 @@ class Supervisor:
             faults_spec.DbStop: self._db_stop,
             faults_spec.DbLag: self._db_lag,
             faults_spec.AppUnhealthy: self._app_unhealthy,
+            faults_spec.BadRelease: self._bad_release,
             faults_spec.SpacesReplication: self._spaces_replication,
             faults_spec.Clear: self._clear_faults,
         }
@@ -144,6 +147,7 @@ class Supervisor:
             cache_future.result()
             db_future.result()
         self._timed("twin", lambda: self._start_twin(scenario))
+        self._timed("dns", self._start_dns)
         self._timed("cdn", self._start_cdn)
         self._timed("prometheus_targets", self._wait_prometheus_targets)
         self._start_control()
@@ -241,11 +245,27 @@ class Supervisor:
         )
         if self.latency_ms:
             self.world.faults.latency(self.latency_ms)
+        self._wire_releases()
         self.twin = TwinServer(
             self.world, tokens={"sandbox": self.token, "readonly": self.readonly_token},
             admin_secret=self.admin_secret,
             request_log_path=self.dir / "twin-requests.jsonl",
         ).start()
+
+    def _wire_releases(self) -> None:
+        """Each app's live server asks the twin whether its active deployment runs a bad release."""
+        import functools
+
+        for name, server in self.apps.apps.items():
+            app = self.world.find_app_by_name(name)
+            if app is not None:
+                server.release_broken = functools.partial(self.world.app_platform.bad_release_active, app)
+
+    def _start_dns(self) -> None:
+        """The authoritative name server of the twin's domains (UDP and TCP on one free loopback port)."""
+        from doops.sandbox.dns import DnsServer
+
+        self.dns = DnsServer(self.world).start()
 
     def _start_cdn(self) -> None:
         from doops.sandbox.cdn import CdnProxy
@@ -359,6 +379,7 @@ class Supervisor:
             "ca_cert": str(self.ca.cert_path),
             "cdn": {ep_id: proxy.url for ep_id, proxy in self.cdn.items()},
             "apps": {name: app.url for name, app in self.apps.apps.items()},
+            "dns": {"nameservers": [self.dns.address]} if self.dns else None,
             "notes": self.notes,
         }
 
@@ -403,9 +424,7 @@ class Supervisor:
     def fault_list(self) -> list[dict[str, Any]]:
         faults = [f.to_dict() for f in self.world.faults.list()]
         for name, app in self.apps.apps.items():
-            for comp, healthy in app.component_health().items():
-                if not healthy:
-                    faults.append({"kind": "app-unhealthy", "app": name, "component": comp})
+            faults += [{"kind": "app-unhealthy", "app": name, "component": comp} for comp in app.toggled_unhealthy()]
         if self.spaces.replicator is not None and self.spaces.replicator.paused:
             lag = self.spaces.replicator.replication_lag()
             overdue = lag.pending_copies if (lag.oldest_pending_seconds or 0) > lag.delay_seconds else 0
@@ -452,6 +471,13 @@ class Supervisor:
             raise ValueError(f"app {spec.app} has no component {spec.component!r}; known: {', '.join(comps)}")
         self.apps.apps[spec.app].set_unhealthy(spec.component, True)
         return {"applied": spec.to_wire()}
+
+    def _bad_release(self, spec: faults_spec.BadRelease) -> dict[str, Any]:
+        """The twin marks the app's next deployment; the live server asks it whether its release is broken."""
+        if self.world.find_app_by_name(spec.app) is None:
+            known = ", ".join(sorted(a.name for a in self.world.apps.values()))
+            raise ValueError(f"unknown app {spec.app!r}; known: {known}")
+        return self._twin_fault(spec)
 
     def _spaces_replication(self, spec: faults_spec.SpacesReplication) -> dict[str, Any]:
         if spec.action == "pause":
@@ -508,6 +534,9 @@ class Supervisor:
             health = app.component_health()
             out.append({"name": f"app:{name}", "kind": "app", "pid": os.getpid(), "port": port,
                         "healthy": _port_open(port) and all(health.values())})
+        if self.dns:
+            out.append({"name": "dns", "kind": "dns (udp, tcp)", "pid": os.getpid(), "port": self.dns.port,
+                        "healthy": self.dns.answers()})
         if self.prom:
             port = int(self.prom.url.rsplit(":", 1)[1])
             out.append({"name": "prometheus", "kind": "prometheus", "pid": self.prom.pid, "port": port,
@@ -519,6 +548,7 @@ class Supervisor:
     def shutdown(self) -> None:
         steps: list[tuple[str, Any]] = [
             ("control", lambda: self.control.stop() if self.control else None),
+            ("dns", lambda: self.dns.stop() if self.dns else None),
             ("twin", lambda: self.twin.stop() if self.twin else None),
             ("cdn", lambda: [p.stop() for p in self.cdn.values()]),
             ("prometheus", lambda: self.prom.stop() if self.prom else None),
@@ -571,6 +601,11 @@ def sandbox_config(state: dict[str, Any], cdn_origins: dict[str, str]) -> dict[s
         },
         "cdn": cdn,
     }
+    if state.get("dns"):
+        # the sandbox's authoritative server; the api record fronts learnhub-api (standby: learnhub-api-ams3)
+        cfg["dns"] = {"nameservers": list(state["dns"]["nameservers"]),
+                      "failover_records": [{"domain": "learnhub.example", "name": "api", "type": "CNAME",
+                                            "app": "learnhub-api"}]}
     if state.get("prometheus_url"):
         cfg["prometheus"] = {"url_env": "PROMETHEUS_URL", "slo_queries": [
             {"name": "apps-scraped", "query": 'min(up{job=~"learnhub-.*"})', "min": 1},

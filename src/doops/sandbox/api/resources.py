@@ -147,6 +147,7 @@ class Deployment:
     spec: dict[str, Any]
     cloned_from: str | None = None
     fixed_phase: str | None = None  # ERROR / CANCELED, or None to progress by time
+    bad_release: str | None = None  # id of the bad-release fault whose broken release this deployment runs
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from doops.sandbox.api.errors import RATE_LIMIT_MESSAGE, ApiError
 from doops.sandbox.api.routing import Context, Response, Router
+from doops.sandbox.api.state_domains import RECORD_TYPES, owner_fqdn, target_fqdn
 
 
 def account(ctx: Context) -> Response:
@@ -237,10 +238,7 @@ def load_balancer(ctx: Context) -> Response:
 
 
 def _domain(ctx: Context) -> dict[str, Any]:
-    d = ctx.world.domains.get(ctx.params["domain_name"])
-    if d is None:
-        raise ApiError.not_found()
-    return d
+    return ctx.world.dns.domain(ctx.params["domain_name"])
 
 
 # SOA timers DigitalOcean writes (refresh, retry, expire; the minimum is the domain's TTL) and its name servers.
@@ -248,23 +246,11 @@ SOA_TIMERS = (10800, 3600, 604800)
 _NAME_TYPES = frozenset({"CNAME", "NS", "MX", "SRV", "PTR"})
 
 
-def _fqdn(name: str, origin: str) -> str:
-    """An owner name as the zone writes it: ``@`` is the origin, a relative name gets the origin appended."""
-    if name in ("@", ""):
-        return origin + "."
-    if name.endswith("."):
-        return name
-    return f"{name}.{origin}."
-
-
 def _target(data: str, origin: str) -> str:
-    """A host name a record points at: ``@`` is the origin; DigitalOcean's data (``ns1.digitalocean.com``)
-    is fully qualified without the final dot, so a name with a dot gets one; a bare label stays relative."""
-    if data in ("@", ""):
-        return origin + "."
-    if data.endswith(".") or "." not in data:
+    """A host name a record points at, as the zone file writes it (a bare label stays relative)."""
+    if data not in ("@", "") and "." not in data:
         return data
-    return data + "."
+    return target_fqdn(data, origin)
 
 
 def _txt(data: str) -> str:
@@ -302,7 +288,7 @@ def zone_file(d: dict[str, Any]) -> str:
     lines = [f"$ORIGIN {origin}.", f"$TTL {d['ttl']}",
              f"{origin}. IN SOA {mname} hostmaster.{origin}. {d.get('serial', 1)} {refresh} {retry} {expire} "
              f"{d['ttl']}"]
-    lines += [f"{_fqdn(str(r['name']), origin)} {r['ttl']} IN {str(r['type']).upper()} {_rdata(r, origin)}"
+    lines += [f"{owner_fqdn(str(r['name']), origin)} {r['ttl']} IN {str(r['type']).upper()} {_rdata(r, origin)}"
               for r in d["records"] if str(r["type"]).upper() != "SOA"]
     return "\n".join(lines) + "\n"
 
@@ -322,15 +308,44 @@ def domain(ctx: Context) -> Response:
 
 
 def domain_records(ctx: Context) -> Response:
-    """GET /v2/domains/{domain_name}/records (filters: name = FQDN, type)."""
+    """GET /v2/domains/{domain_name}/records (filters: ``name``, a fully qualified name; ``type``)."""
     d = _domain(ctx)
     recs = d["records"]
     name, rtype = ctx.q("name"), ctx.q("type")
+    if rtype and rtype not in RECORD_TYPES:
+        raise ApiError.bad_request(f"type must be one of {', '.join(RECORD_TYPES)}")
     if name:
-        recs = [r for r in recs if (d["name"] if r["name"] == "@" else f"{r['name']}.{d['name']}") == name]
+        wanted = name.rstrip(".").lower() + "."
+        recs = [r for r in recs if owner_fqdn(str(r["name"]), d["name"]).lower() == wanted]
     if rtype:
         recs = [r for r in recs if r["type"] == rtype]
     return Response(200, ctx.paginate("domain_records", [dict(r) for r in recs]))
+
+
+def domain_record(ctx: Context) -> Response:
+    """GET /v2/domains/{domain_name}/records/{domain_record_id}."""
+    d = _domain(ctx)
+    return Response(200, {"domain_record": dict(ctx.world.dns.record(d, ctx.params["domain_record_id"]))})
+
+
+def domain_record_create(ctx: Context) -> Response:
+    """POST /v2/domains/{domain_name}/records: 201."""
+    d = _domain(ctx)
+    return Response(201, {"domain_record": dict(ctx.world.dns.create(d, ctx.json_body()))})
+
+
+def domain_record_update(ctx: Context) -> Response:
+    """PUT and PATCH /v2/domains/{domain_name}/records/{domain_record_id}: the named attributes change."""
+    d = _domain(ctx)
+    rec = ctx.world.dns.record(d, ctx.params["domain_record_id"])
+    return Response(200, {"domain_record": dict(ctx.world.dns.update(d, rec, ctx.json_body()))})
+
+
+def domain_record_delete(ctx: Context) -> Response:
+    """DELETE /v2/domains/{domain_name}/records/{domain_record_id}: 204."""
+    d = _domain(ctx)
+    ctx.world.dns.delete(d, ctx.world.dns.record(d, ctx.params["domain_record_id"]))
+    return Response(204)
 
 
 def register(router: Router) -> None:
@@ -359,3 +374,8 @@ def register(router: Router) -> None:
     router.add("GET", "/v2/domains", domains, paginated=True)
     router.add("GET", "/v2/domains/{domain_name}", domain)
     router.add("GET", "/v2/domains/{domain_name}/records", domain_records, paginated=True)
+    router.add("POST", "/v2/domains/{domain_name}/records", domain_record_create)
+    router.add("GET", "/v2/domains/{domain_name}/records/{domain_record_id}", domain_record)
+    router.add("PUT", "/v2/domains/{domain_name}/records/{domain_record_id}", domain_record_update)
+    router.add("PATCH", "/v2/domains/{domain_name}/records/{domain_record_id}", domain_record_update)
+    router.add("DELETE", "/v2/domains/{domain_name}/records/{domain_record_id}", domain_record_delete)

@@ -7,8 +7,9 @@ All mutation happens under ``World.lock`` (the server takes it around each handl
 :class:`World` is the one front: it owns the lock, the clock, the rate limits and the request log, and hands
 each call to the concern that knows it, each on the same :class:`~doops.sandbox.api.resources.Store`:
 :mod:`~doops.sandbox.api.state_build` (the scenario), :mod:`~doops.sandbox.api.state_databases`,
-:mod:`~doops.sandbox.api.state_apps` (App Platform) and :mod:`~doops.sandbox.api.state_monitoring`
-(metrics, Uptime, Functions triggers).
+:mod:`~doops.sandbox.api.state_apps` (App Platform), :mod:`~doops.sandbox.api.state_monitoring`
+(metrics, Uptime, Functions triggers) and :mod:`~doops.sandbox.api.state_domains` (domain records, which the
+sandbox's DNS server answers from).
 
 Spec-silent choices (what the OpenAPI spec does not say, and what the twin does):
 
@@ -75,6 +76,8 @@ Spec-silent choices (what the OpenAPI spec does not say, and what the twin does)
   served as App Platform alerts (GET /v2/apps/{app_id}/alerts).
 - App metrics (cpu/memory percentage) are deterministic synthetic series, one point per 5 minutes
   (step grows so a range has at most 300 points); unhealthy components read 0.
+- Domain records: see :mod:`doops.sandbox.api.state_domains` (422 checks, PUT/PATCH change only the
+  attributes named, the SOA serial moves on every change).
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ from doops.sandbox.api.scenario import Limits, Scenario
 from doops.sandbox.api.state_apps import AppPlatform
 from doops.sandbox.api.state_build import ScenarioBuilder
 from doops.sandbox.api.state_databases import Databases
+from doops.sandbox.api.state_domains import Domains
 from doops.sandbox.api.state_monitoring import Monitoring
 
 
@@ -131,6 +135,7 @@ class World(Store):
         self.databases = Databases(self)
         self.app_platform = AppPlatform(self)
         self.monitoring = Monitoring(self, self.app_platform)
+        self.dns = Domains(self)
         ScenarioBuilder(self, self.databases, self.app_platform).build(scenario.data)
 
     @classmethod

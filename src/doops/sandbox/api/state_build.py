@@ -138,6 +138,7 @@ class ScenarioBuilder:
 
     def _app_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
+        repo = str(spec.get("repo") or f"learnhub/{name}")  # a standby copy deploys its primary's repository
         out: dict[str, Any] = {"name": name, "region": spec.get("region", "nyc")}
         services = []
         for s in spec.get("services", []):
@@ -145,7 +146,7 @@ class ScenarioBuilder:
                 "name": s["name"], "instance_count": int(s.get("instance_count", 1)),
                 "instance_size_slug": s.get("instance_size_slug", "apps-s-1vcpu-1gb"),
                 "http_port": int(s.get("http_port", 8080)), "environment_slug": s.get("environment_slug", "node-js"),
-                "github": {"repo": f"learnhub/{name}", "branch": "main", "deploy_on_push": True},
+                "github": {"repo": repo, "branch": "main", "deploy_on_push": True},
                 "health_check": {"http_path": s.get("health_path", "/health")},
             }
             services.append(svc)
@@ -154,7 +155,7 @@ class ScenarioBuilder:
         sites = []
         for s in spec.get("static_sites", []):
             sites.append({"name": s["name"], "build_command": "npm run build", "output_dir": "dist",
-                          "github": {"repo": f"learnhub/{name}", "branch": "main", "deploy_on_push": True}})
+                          "github": {"repo": repo, "branch": "main", "deploy_on_push": True}})
         if sites:
             out["static_sites"] = sites
         rules = []
