@@ -19,11 +19,15 @@ from doops.errors import DoopsError, ExitCode
 
 # name -> (module, attribute, short help shown by `doops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "app": ("doops.cli.app", "app", "Roll back, redeploy or restart an app, verified healthy, with compute RTO."),
     "audit": ("doops.cli.audit", "audit", "Read the audit journal: who did what, where, with what outcome."),
     "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
+    "cdn": ("doops.cli.cdn", "cdn", "Purge CDN paths within DigitalOcean's limits, verified fresh at the edge."),
     "db": ("doops.cli.db", "db", "Point-in-time recovery into a new cluster, verified, with RTO and RPO."),
-    "failover": ("doops.cli.failover", "failover", "Promote a database read replica, verified, with measured RTO."),
+    "dns": ("doops.cli.dns", "dns", "Check the failover records at the authoritative name servers (Nagios codes)."),
+    "failover": ("doops.cli.failover", "failover", "Promote a database replica, or move an app to its standby region by DNS; verified, RTO measured."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
+    "spaces": ("doops.cli.spaces", "spaces", "What the replica bucket lacks: the storage RPO right now."),
     "status": ("doops.cli.status", "status", "Health of every platform component (Nagios exit codes)."),
 }
 

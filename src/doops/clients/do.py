@@ -19,6 +19,7 @@ from doops.clients.models import (
     AlertPolicy,
     App,
     AppDeployment,
+    AppEndpoint,
     AppInfo,
     CdnEndpoint,
     ComponentHealth,
@@ -28,6 +29,7 @@ from doops.clients.models import (
     DatabaseEvent,
     DatabaseReplica,
     Deployment,
+    DomainRecord,
     FunctionsNamespace,
     RollbackCheck,
     Trigger,
@@ -383,3 +385,30 @@ class DOClient:
         """DELETE /v2/cdn/endpoints/{cdn_id}/cache with ``{"files": [...]}`` (204). DigitalOcean allows 50 file
         strings per 20 s per endpoint and 5 CDN calls per 10 s: the caller paces (``doops.ops.cdn``)."""
         self.call("cdn.purge_cache", cdn_id, {"files": list(files)})
+
+    # DNS failover (`doops failover app`, `doops dns check`): domain records and where apps are reached.
+
+    def list_domain_records(self, domain: str, name: str | None = None,
+                            rtype: str | None = None) -> list[DomainRecord]:
+        """GET /v2/domains/{domain}/records, filtered by the API: ``name`` is fully qualified
+        (``api.example.com``), ``rtype`` one of A, CNAME... (paginated)."""
+        filters: dict[str, Any] = {}
+        if name:
+            filters["name"] = name.rstrip(".")
+        if rtype:
+            filters["type"] = rtype.upper()
+        return [DomainRecord.from_api(d) for d in self.paginate("domains.list_records", "domain_records", domain,
+                                                               **filters)]
+
+    def get_domain_record(self, domain: str, record_id: int) -> DomainRecord:
+        """GET /v2/domains/{domain}/records/{id}."""
+        return DomainRecord.from_api(self.call("domains.get_record", domain, record_id)["domain_record"])
+
+    def update_domain_record(self, domain: str, record_id: int, body: dict[str, Any]) -> DomainRecord:
+        """PUT /v2/domains/{domain}/records/{id}; ``type`` is required. Idempotent, but never retried blindly
+        here: the caller reads the record back and verifies at the name servers instead."""
+        return DomainRecord.from_api(self.call("domains.update_record", domain, record_id, body)["domain_record"])
+
+    def list_app_endpoints(self) -> list[AppEndpoint]:
+        """GET /v2/apps (paginated): every app's region, data centers, default ingress host and live URL."""
+        return [AppEndpoint.from_api(d) for d in self.paginate("apps.list", "apps")]

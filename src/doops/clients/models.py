@@ -425,3 +425,60 @@ def _health_paths(spec: dict[str, Any]) -> list[str]:
         if path not in paths:
             paths.append(path)
     return paths or ["/"]
+
+
+# -- DNS failover (`doops failover app`, `doops dns check`) ----------------------------------------------------
+
+
+@dataclass
+class DomainRecord:
+    """A domain record as the API holds it: ``data`` of a host-name record ends with a dot (DigitalOcean
+    refuses it without one), ``name`` is relative to the domain (``@`` for the apex)."""
+
+    id: int
+    type: str
+    name: str
+    data: str
+    ttl: int
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> DomainRecord:
+        return cls(id=int(d.get("id") or 0), type=str(d.get("type", "")).upper(), name=str(d.get("name", "")),
+                   data=str(d.get("data", "")), ttl=int(d.get("ttl") or 0))
+
+
+@dataclass
+class AppEndpoint:
+    """An app as a DNS failover sees it: where it runs (App Platform region slug and its data centers), the
+    host a record points at (``default_ingress``, ``<app>-<id5>.ondigitalocean.app``), how to reach it
+    (``live_url``) and the health path to ask (the spec's health check through its ingress route)."""
+
+    id: str
+    name: str
+    region: str
+    data_centers: list[str]
+    ingress_host: str | None
+    live_url: str | None
+    active_phase: str | None
+    health_paths: list[str]
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> AppEndpoint:
+        from urllib.parse import urlsplit
+
+        spec = d.get("spec") or {}
+        region = d.get("region") or {}
+        slug = str(region.get("slug", "")) if isinstance(region, dict) else str(region or "")
+        dcs = [str(x) for x in (region.get("data_centers") or [])] if isinstance(region, dict) else []
+        ingress = str(d.get("default_ingress") or "")
+        host = urlsplit(ingress).hostname if "://" in ingress else (ingress or None)
+        active = d.get("active_deployment") or {}
+        return cls(id=str(d.get("id", "")), name=str(spec.get("name", "")), region=slug, data_centers=dcs,
+                   ingress_host=host.lower() if host else None, live_url=d.get("live_url") or None,
+                   active_phase=str(active.get("phase")) if isinstance(active, dict) and active else None,
+                   health_paths=_health_paths(spec))
+
+    def in_region(self, region: str) -> bool:
+        """``ams3`` (a data center) or ``ams`` (the App Platform region slug)."""
+        r = region.lower()
+        return r == self.region.lower() or r in (dc.lower() for dc in self.data_centers)

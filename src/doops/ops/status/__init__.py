@@ -25,6 +25,7 @@ COLLECTORS: dict[str, tuple[str, str]] = {
     "cdn": ("doops.ops.status.checks_storage", "collect_cdn"),
     "monitoring": ("doops.ops.status.checks_api", "collect_monitoring"),
     "prometheus": ("doops.ops.status.checks_prom", "collect_prometheus"),
+    "dns": ("doops.ops.status.checks_dns", "collect_dns"),
 }
 
 # The API call each component starts with (databases and cache share one): pydo and its client are made

@@ -9,7 +9,7 @@ from typing import Any
 
 from doops.errors import ExitCode
 
-COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus")
+COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns")
 
 
 class Status(enum.Enum):
