@@ -16,11 +16,18 @@ from tests.helpers import CANARY_TOKEN, run_doops
 # Arguments that make each leaf command valid apart from the output option under test. A new command
 # must be added here: the walk below fails for a leaf it has no arguments for.
 SAMPLE_ARGS: dict[str, list[str]] = {
+    "app deployments": ["learnhub-api"],
+    "app redeploy": ["learnhub-api", "--yes"],
+    "app restart": ["learnhub-api", "--component", "api", "--yes"],
+    "app rollback": ["learnhub-api", "--yes"],
     "audit": [],
     "auth status": [],
+    "cdn purge": ["static/app.js", "--yes"],
     "db backups": [],
     "db pitr": ["--latest", "--yes"],
+    "dns check": [],
     "failover db": ["--region", "ams3", "--yes"],
+    "failover app": ["--region", "ams3", "--yes"],
     "sandbox up": ["--dir", "{sb}"],
     "sandbox env": ["--dir", "{sb}"],
     "sandbox status": ["--dir", "{sb}"],
@@ -31,8 +38,10 @@ SAMPLE_ARGS: dict[str, list[str]] = {
     "sandbox fault db-stop": ["--dir", "{sb}", "learnhub-db"],
     "sandbox fault db-lag": ["--dir", "{sb}", "learnhub-db-ams3"],
     "sandbox fault app-unhealthy": ["--dir", "{sb}", "learnhub-api"],
+    "sandbox fault bad-release": ["--dir", "{sb}", "learnhub-api"],
     "sandbox fault spaces-replication": ["--dir", "{sb}", "pause"],
     "sandbox fault clear": ["--dir", "{sb}"],
+    "spaces gap": [],
     "status": [],
 }
 

@@ -23,6 +23,7 @@ WIRE: list[tuple[fs.FaultSpec, dict[str, Any]]] = [
     (fs.DbLag("learnhub-db-ams3"), {"kind": "db-lag", "replica": "learnhub-db-ams3"}),
     (fs.AppUnhealthy("learnhub-api", "ws"), {"kind": "app-unhealthy", "app": "learnhub-api", "component": "ws"}),
     (fs.AppUnhealthy("learnhub-api"), {"kind": "app-unhealthy", "app": "learnhub-api", "component": None}),
+    (fs.BadRelease("learnhub-api"), {"kind": "bad-release", "app": "learnhub-api"}),
     (fs.SpacesReplication("pause"), {"kind": "spaces-replication", "action": "pause"}),
     (fs.Clear(), {"kind": "clear"}),
 ]
@@ -37,7 +38,7 @@ def test_wire_format_is_the_control_api_json_and_round_trips(spec: fs.FaultSpec,
 
 def test_every_kind_has_a_spec_class_and_the_cli_kinds_match() -> None:
     assert [c.kind for c in fs.ALL] == ["latency", "http-error", "throttle", "db-stop", "db-lag", "app-unhealthy",
-                                        "spaces-replication", "clear"]
+                                        "bad-release", "spaces-replication", "clear"]
     assert {type(s) for s, _ in WIRE} == set(fs.ALL)
 
 
@@ -58,8 +59,9 @@ def test_a_spec_checks_its_values_when_made(make: Any, message: str) -> None:
     ({"kind": "db-stop"}, "fault db-stop: missing 'cluster'"),
     ({"kind": "latency", "ms": None}, "fault latency: int()"),
     ({"kind": "spaces-replication"}, "spaces-replication needs action pause or resume"),
+    ({"kind": "bad-release"}, "fault bad-release: missing 'app'"),
     ({"kind": "bogus"}, "unknown fault kind 'bogus' (one of latency, http-error, throttle, db-stop, db-lag, "
-                        "app-unhealthy, spaces-replication, clear)"),
+                        "app-unhealthy, bad-release, spaces-replication, clear)"),
 ])
 def test_from_wire_names_what_is_wrong(wire: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError) as err:
@@ -74,7 +76,7 @@ def test_the_twin_applies_its_own_kinds_only() -> None:
     assert fault.to_dict() == {"id": fault.id, "kind": "http-error", "status": 503, "rate": 1.0, "route": "/v2/apps*"}
     assert faults.error_status("GET", "/v2/apps") == 503 and faults.error_status("GET", "/v2/account") is None
     with pytest.raises(ValueError, match="unknown fault kind 'db-stop' \\(one of latency, http-error, throttle, "
-                                         "app-unhealthy\\)"):
+                                         "app-unhealthy, bad-release\\)"):
         faults.add({"kind": "db-stop", "cluster": "learnhub-db"})
     with pytest.raises(ValueError, match="unknown fault kind 'clear'"):
         faults.add_spec(fs.Clear())

@@ -244,6 +244,24 @@ def app_unhealthy(app: Cli, app_name: str, component: str | None, dir_: str | No
 
 
 @renders(FaultApplied)
+@fault.command("bad-release")
+@click.argument("app_name", metavar="APP")
+@dir_option
+@click.pass_obj
+def bad_release(app: Cli, app_name: str, dir_: str | None) -> None:
+    """Make APP's next deployment a bad release: it goes ACTIVE, but its live server fails its health paths
+    (503) and App Platform health reports no replica ready until a rollback (or `fault clear`) replaces it.
+
+    \b
+    Example:
+      doops sandbox fault bad-release learnhub-api
+      doops app redeploy learnhub-api --yes        # ACTIVE, then unhealthy
+      doops app rollback learnhub-api --yes        # back to the release before it, verified
+    """
+    _apply(app, dir_, faults.BadRelease(app_name))
+
+
+@renders(FaultApplied)
 @fault.command("spaces-replication")
 @click.argument("action", type=click.Choice(faults.SpacesReplication.ACTIONS))
 @dir_option

@@ -12,6 +12,8 @@ ingress (its live URL) and its components' containers. Endpoints:
   answers 503 on every path while it is unhealthy (no ready instance); its health path answers its health, its
   ``/`` 200, any other path 404;
 - ``/`` when no component is routed there: 200 text while every component is healthy, else 503;
+- a bad release (``release_broken``, set by the supervisor to ask the API twin whether the app's active
+  deployment runs one) makes every component unhealthy, as a release that fails its health checks;
 - ``/metrics`` Prometheus text format 0.0.4: ``http_requests_total`` (counter),
   ``http_request_duration_seconds`` (histogram), ``learnhub_component_up`` /
   ``learnhub_component_replicas`` (gauges per component),
@@ -26,7 +28,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -149,6 +151,9 @@ class AppServer:
         self._started_at = time.time()
         self._server = LoopbackServer(_Handler, f"app-{name}", app=self)
         self.start_seconds: float | None = None
+        # Whether the release the app runs is broken (the API twin's bad-release fault); asked on each request,
+        # outside this server's lock.
+        self.release_broken: Callable[[], bool] | None = None
 
     @property
     def url(self) -> str:
@@ -196,9 +201,15 @@ class AppServer:
                 self._healthy[c] = not unhealthy
 
     def component_health(self) -> dict[str, bool]:
-        """{component: healthy}."""
+        """{component: healthy}: what the server answers (a broken release fails every component)."""
+        broken = self.release_broken is not None and self.release_broken()
         with self._lock:
-            return dict(self._healthy)
+            return dict.fromkeys(self._healthy, False) if broken else dict(self._healthy)
+
+    def toggled_unhealthy(self) -> list[str]:
+        """The components an app-unhealthy fault turned off (not those a bad release fails)."""
+        with self._lock:
+            return [c for c, ok in self._healthy.items() if not ok]
 
     def set_replicas(self, component: str, count: int) -> None:
         """Set the replica gauge (the API twin mirrors autoscaling / drills into it)."""
@@ -280,6 +291,7 @@ class AppServer:
         """Prometheus text exposition of the app's metrics."""
         app = self.name
         out: list[str] = []
+        health = self.component_health()
         with self._lock:
             out += ["# HELP http_requests_total HTTP requests handled.", "# TYPE http_requests_total counter"]
             for (method, path, code), n in sorted(self._requests.items()):
@@ -296,14 +308,14 @@ class AppServer:
             out += ["# HELP learnhub_component_up 1 if the component passes its health check.",
                     "# TYPE learnhub_component_up gauge"]
             out += [f"learnhub_component_up{_labels(app=app, component=c)} {int(ok)}"
-                    for c, ok in self._healthy.items()]
+                    for c, ok in health.items()]
             out += ["# HELP learnhub_component_replicas Ready replicas per component.",
                     "# TYPE learnhub_component_replicas gauge"]
             out += [f"learnhub_component_replicas{_labels(app=app, component=c)} {n}"
                     for c, n in self._replicas.items()]
             out += ["# HELP learnhub_app_healthy 1 if every component is healthy.",
                     "# TYPE learnhub_app_healthy gauge",
-                    f"learnhub_app_healthy{_labels(app=app)} {int(all(self._healthy.values()))}"]
+                    f"learnhub_app_healthy{_labels(app=app)} {int(all(health.values()))}"]
         out += ["# HELP process_start_time_seconds Start time of the app server since the epoch.",
                 "# TYPE process_start_time_seconds gauge",
                 f"process_start_time_seconds {self._started_at:.3f}"]

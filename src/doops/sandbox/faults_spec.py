@@ -136,6 +136,20 @@ class AppUnhealthy(FaultSpec):
 
 
 @dataclass(frozen=True)
+class BadRelease(FaultSpec):
+    """Make the app's next deployment a bad release: it goes ACTIVE, but while it is the active deployment the
+    live server fails its health checks and App Platform health reports no replica ready, so a rollback to the
+    deployment before it has something real to fix."""
+
+    kind: ClassVar[str] = "bad-release"
+    app: str
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> Self:
+        return cls(str(data["app"]))
+
+
+@dataclass(frozen=True)
 class SpacesReplication(FaultSpec):
     """Pause or resume the bucket replicator."""
 
@@ -159,9 +173,10 @@ class Clear(FaultSpec):
     kind: ClassVar[str] = "clear"
 
 
-ALL: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, DbStop, DbLag, AppUnhealthy, SpacesReplication,
-                                     Clear)
-TWIN: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, AppUnhealthy)  # what the API twin applies itself
+ALL: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, DbStop, DbLag, AppUnhealthy, BadRelease,
+                                     SpacesReplication, Clear)
+# what the API twin applies itself
+TWIN: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, AppUnhealthy, BadRelease)
 
 
 def from_wire(data: Mapping[str, Any], accept: Sequence[type[FaultSpec]] = ALL) -> FaultSpec:

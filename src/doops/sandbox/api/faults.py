@@ -1,4 +1,5 @@
-"""Injected faults the API twin applies itself: latency, HTTP errors, a tighter rate limit, unhealthy apps.
+"""Injected faults the API twin applies itself: latency, HTTP errors, a tighter rate limit, unhealthy apps, a bad
+release (the app's next deployment; App Platform in :mod:`doops.sandbox.api.state_apps` marks it).
 
 Set from Python (``world.faults``) or over HTTP through the admin routes (``/_twin/faults``), which the
 supervisor uses. Each active fault holds its typed spec (:mod:`doops.sandbox.faults_spec`), which carries
@@ -16,7 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from doops.sandbox.faults_spec import TWIN, AppUnhealthy, FaultSpec, HttpError, Latency, Throttle, from_wire
+from doops.sandbox.faults_spec import (
+    TWIN,
+    AppUnhealthy,
+    BadRelease,
+    FaultSpec,
+    HttpError,
+    Latency,
+    Throttle,
+    from_wire,
+)
 
 KINDS = tuple(spec.kind for spec in TWIN)
 _S = TypeVar("_S", bound=FaultSpec)
@@ -94,6 +104,10 @@ class Faults:
         """Report ``app`` (or one component) UNHEALTHY in app health and Uptime state."""
         return self.add_spec(AppUnhealthy(app, component))
 
+    def bad_release(self, app: str) -> Fault:
+        """Make ``app``'s next deployment a bad release (ACTIVE, but failing its health checks)."""
+        return self.add_spec(BadRelease(app))
+
     def remove(self, fault_id: str) -> bool:
         """Remove one fault; False if unknown."""
         with self._lock:
@@ -141,3 +155,11 @@ class Faults:
             spec.app == app and (spec.component is None or component is None or spec.component == component)
             for _f, spec in self._active(AppUnhealthy)
         )
+
+    def bad_release_ids(self, app: str) -> tuple[str, ...]:
+        """Ids of the bad-release faults on ``app``, oldest first."""
+        return tuple(f.id for f, spec in self._active(BadRelease) if spec.app == app)
+
+    def is_active(self, fault_id: str) -> bool:
+        """Whether the fault is still set (a cleared bad release heals the deployment it marked)."""
+        return any(f.id == fault_id for f in self.list())

@@ -1,6 +1,13 @@
 """App Platform in the twin's world: deployments walking their phases, rollback, restart, component health.
 
 What the spec leaves open (phases, SUPERSEDED, pinning, health) is listed in :mod:`doops.sandbox.api.state`.
+
+A bad release (the ``bad-release`` fault) marks the app's next deployment (any but a rollback) with the fault's
+id. The mark follows the release, not the deployment: a restart or redeploy of a marked release is marked, a
+rollback carries its target's mark (none, for the release before the bad one), a revert the mark of the
+release it restores. While the active deployment carries the mark of a fault still set, every component is
+UNHEALTHY with no replica ready, and the live server (which asks :meth:`AppPlatform.bad_release_active`) fails
+its health paths; clearing the fault heals it.
 """
 
 from __future__ import annotations
@@ -156,10 +163,20 @@ class AppPlatform:
         return out
 
     def new_deployment(self, app: App, cause: str, spec: dict[str, Any] | None = None,
-                       cloned_from: str | None = None) -> Deployment:
-        """Start a deployment of ``spec`` (default: the app's current spec)."""
+                       cloned_from: str | None = None, release_of: Deployment | None = None,
+                       rollback: bool = False) -> Deployment:
+        """Start a deployment of ``spec`` (default: the app's current spec). ``release_of``: the deployment whose
+        release it runs (default: the newest), so a bad release's mark follows it; an armed bad-release fault
+        marks it unless it is a rollback."""
         now = self.store.clock()
-        dep = Deployment(str(uuid.uuid4()), now, cause, dict(spec or app.spec), cloned_from)
+        if release_of is None and app.deployments:
+            release_of = max(app.deployments, key=lambda d: d.created_at)
+        mark = release_of.bad_release if release_of is not None else None
+        if not rollback:
+            used = {d.bad_release for d in app.deployments}
+            armed = [f for f in self.store.faults.bad_release_ids(app.name) if f not in used]
+            mark = armed[0] if armed else mark
+        dep = Deployment(str(uuid.uuid4()), now, cause, dict(spec or app.spec), cloned_from, bad_release=mark)
         app.deployments.append(dep)
         app.spec = dict(dep.spec)
         app.updated_at = now
@@ -177,6 +194,11 @@ class AppPlatform:
         active = self.active_deployment(app)
         if app.pinned:
             return {"valid": False, "error": {"code": "app_pinned", "message": "app is pinned"}, "warnings": []}
+        if target.fixed_phase in ("ERROR", "CANCELED"):
+            result = "failed" if target.fixed_phase == "ERROR" else "canceled"
+            return {"valid": False, "warnings": [],
+                    "error": {"code": "incompatible_result",
+                              "message": f'deployment result "{result}" is unsuitable for rollback'}}
         if not self._done(target) or (active is not None and active.id == target.id):
             return {"valid": False, "warnings": [],
                     "error": {"code": "incompatible_phase",
@@ -190,7 +212,8 @@ class AppPlatform:
             raise ApiError.bad_request(verdict["error"]["message"])
         target = self.deployment(app, dep_id)
         before = dict(app.spec)
-        dep = self.new_deployment(app, f"manual rollback to {dep_id}", target.spec, cloned_from=dep_id)
+        dep = self.new_deployment(app, f"manual rollback to {dep_id}", target.spec, cloned_from=dep_id,
+                                  release_of=target, rollback=True)
         if not skip_pin:
             app.pinned, app.pre_rollback_spec = dep.id, before
         return dep
@@ -206,8 +229,11 @@ class AppPlatform:
         if not app.pinned:
             raise ApiError.bad_request("no rollback in progress")
         spec = app.pre_rollback_spec or app.spec
+        pinned = self.deployment(app, app.pinned)
+        before = [d for d in app.deployments if d.created_at < pinned.created_at and self._done(d)]
         app.pinned, app.pre_rollback_spec = None, None
-        return self.new_deployment(app, "rollback reverted", spec)
+        return self.new_deployment(app, "rollback reverted", spec,
+                                   release_of=max(before, key=lambda d: d.created_at) if before else None)
 
     def restart(self, app: App, components: list[str] | None) -> Deployment:
         """POST .../restart: a rolling restart is a new deployment of the same spec."""
@@ -218,9 +244,16 @@ class AppPlatform:
         what = ", ".join(components) if components else "all components"
         return self.new_deployment(app, f"app restart ({what})")
 
+    def bad_release_active(self, app: App) -> bool:
+        """Whether the active deployment runs a bad release whose fault is still set. Takes no lock (the live
+        server asks it from its own threads): it only reads."""
+        active = self.active_deployment(app)
+        mark = active.bad_release if active is not None else None
+        return mark is not None and self.store.faults.is_active(mark)
+
     def component_healthy(self, app: App, component: str) -> bool:
         """Fault-injected or backend-reported health of one component."""
-        if self.store.faults.app_is_unhealthy(app.name, component):
+        if self.store.faults.app_is_unhealthy(app.name, component) or self.bad_release_active(app):
             return False
         return self.store.app_backend.healthy(app.name, component)
 
