@@ -249,9 +249,9 @@ def newest_heartbeat(target: Target, table: str) -> Any:
     return row[0] if row else None
 
 
-def check_query(target: Target, query: str) -> tuple[bool, Any]:
-    """An SRE's check: the first column of the first row must be true or non-zero. Run read-only, so a check
-    cannot change the cluster it checks."""
+def first_value(target: Target, query: str) -> tuple[bool, Any]:
+    """(a row came back, its first column) of an SRE's own SQL, run in a read-only transaction so that a check
+    or a runbook probe cannot change the cluster it reads. A SQL error is an UnknownStateError (one line)."""
     import psycopg
 
     with connect(target, autocommit=False) as conn:
@@ -263,9 +263,15 @@ def check_query(target: Target, query: str) -> tuple[bool, Any]:
             conn.rollback()
             raise UnknownStateError(f"{_first_line(exc)}") from None
         conn.rollback()
-    if row is None:
+    return (False, None) if row is None else (True, row[0])
+
+
+def check_query(target: Target, query: str) -> tuple[bool, Any]:
+    """An SRE's check: the first column of the first row must be true or non-zero. Run read-only, so a check
+    cannot change the cluster it checks."""
+    found, value = first_value(target, query)
+    if not found:
         return False, "no row"
-    value = row[0]
     ok = bool(value) if isinstance(value, bool | int | float) else value not in (None, "", "0", "f", "false")
     return ok, value
 

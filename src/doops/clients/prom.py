@@ -44,3 +44,14 @@ class PromClient:
     def query(self, expr: str) -> list[Sample]:
         return [Sample(dict(s.get("metric") or {}), float(s["value"][1]))
                 for s in self._call(self._prom.custom_query, expr)]
+
+    def first_value(self, expr: str) -> float | None:
+        """The value of an instant query: a scalar's, or the first sample of a vector; None when it is empty.
+        (``query`` handles vectors only: a scalar result such as ``1 + 1`` is a [time, value] pair.)"""
+        result = self._call(self._prom.custom_query, expr)
+        if not result:
+            return None
+        if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+            return float(result[1])  # resultType scalar (or string): [time, "value"]
+        first = result[0]
+        return float(first["value"][1]) if isinstance(first, dict) and "value" in first else None

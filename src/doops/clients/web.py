@@ -37,11 +37,15 @@ class WebClient:
                                     follow_redirects=True)
 
     def probe(self, method: str, url: str, headers: dict[str, str] | None = None, *, keep_body: bool = False,
-              max_body: int = 1 << 20) -> Probe:
+              max_body: int = 1 << 20, timeout: float | None = None) -> Probe:
+        """``timeout`` (seconds) replaces the client's own for this request (a runbook probe's ``timeout``)."""
         from doops.clients.http import httpx
 
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = httpx.Timeout(timeout, connect=min(timeout, 3.0))
         try:
-            resp = self._client.request(method, url, headers=headers)
+            resp = self._client.request(method, url, headers=headers, **extra)
         except httpx.HTTPError as exc:
             return Probe(url, None, error=type(exc).__name__)
         body = resp.content[:max_body] if keep_body else b""

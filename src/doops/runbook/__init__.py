@@ -1,0 +1,1 @@
+"""YAML runbooks: recover, verify and measure RTO/RPO, step by step (`doops runbook`)."""
