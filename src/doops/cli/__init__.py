@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cdn": ("doops.cli.cdn", "cdn", "Purge CDN paths within DigitalOcean's limits, verified fresh at the edge."),
     "db": ("doops.cli.db", "db", "Point-in-time recovery into a new cluster, verified, with RTO and RPO."),
     "dns": ("doops.cli.dns", "dns", "Check the failover records at the authoritative name servers (Nagios codes)."),
+    "drill": ("doops.cli.drill", "drill", "Runbooks as scheduled DR drills: history, trends, reports, metrics."),
     "failover": ("doops.cli.failover", "failover", "Promote a DB replica, or move an app to its standby region."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
     "spaces": ("doops.cli.spaces", "spaces", "What the replica bucket lacks: the storage RPO right now."),

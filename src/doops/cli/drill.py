@@ -1,0 +1,17 @@
+"""`doops drill`: runbooks run as scheduled DR drills, recorded, trended, reported, scheduled, pushed as metrics.
+
+Each subcommand lives in its own module (``cli/drill_*.py``) and is added below; those modules import their
+operations lazily, so `doops drill --help` loads no client library.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def drill() -> None:
+    """Scheduled DR drills: runbook runs with history, trends, reports, schedules and metrics."""
+
+
+# Subcommands (one line each, in this order: run, history, due, report, schedule).

@@ -1,0 +1,1 @@
+"""Scheduled DR drills: runbook runs recorded, trended, reported, scheduled and pushed as metrics."""
