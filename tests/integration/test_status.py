@@ -31,7 +31,8 @@ def test_default_sandbox_all_ok(sandbox: Sandbox) -> None:
     assert not_ok(res) == [], res.json
     assert res.exit_code == 0 and res.json["overall"] == "ok"
     comps = {c["component"] for c in res.json["checks"]}
-    assert comps == {"apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns"}
+    assert comps == {"apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns",
+                     "drills"}
     prom = [(c["check"], c["status"]) for c in res.json["checks"] if c["component"] == "prometheus"]
     if "PROMETHEUS_URL" in sandbox.env or "prometheus:" in Path(sandbox.env["DOOPS_CONFIG"]).read_text():
         assert prom and all(status == "ok" for _, status in prom), prom  # running: judged

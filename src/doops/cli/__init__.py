@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dns": ("doops.cli.dns", "dns", "Check the failover records at the authoritative name servers (Nagios codes)."),
     "drill": ("doops.cli.drill", "drill", "Runbooks as scheduled DR drills: history, trends, reports, metrics."),
     "failover": ("doops.cli.failover", "failover", "Promote a DB replica, or move an app to its standby region."),
+    "runbook": ("doops.cli.runbook", "runbook", "Validate, plan and run YAML recovery runbooks; measure RTO and RPO."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
     "spaces": ("doops.cli.spaces", "spaces", "What the replica bucket lacks: the storage RPO right now."),
     "status": ("doops.cli.status", "status", "Health of every platform component (Nagios exit codes)."),

@@ -15,3 +15,15 @@ def drill() -> None:
 
 
 # Subcommands (one line each, in this order: run, history, due, report, schedule).
+from doops.cli.drill_history import due, history  # noqa: E402
+
+drill.add_command(history)
+drill.add_command(due)
+
+from doops.cli.drill_report import report  # noqa: E402
+
+drill.add_command(report)
+
+from doops.cli.drill_schedule import schedule  # noqa: E402
+
+drill.add_command(schedule)

@@ -73,7 +73,7 @@ def status(app: Cli, components: tuple[str, ...], watch: float | None, timeout: 
            concurrency: int) -> None:
     """Report the health of every platform component; exit 0 ok, 1 warn, 2 crit, 3 unknown.
 
-    COMPONENT filters: apps, functions, databases, cache, spaces, cdn, dns, monitoring, prometheus.
+    COMPONENT filters: apps, functions, databases, cache, spaces, cdn, dns, monitoring, prometheus, drills.
     Each check is ok, warn, crit or unknown; a check that cannot run is unknown for itself only, and so is
     one not done within --timeout.
 

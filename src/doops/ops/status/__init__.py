@@ -26,6 +26,7 @@ COLLECTORS: dict[str, tuple[str, str]] = {
     "monitoring": ("doops.ops.status.checks_api", "collect_monitoring"),
     "prometheus": ("doops.ops.status.checks_prom", "collect_prometheus"),
     "dns": ("doops.ops.status.checks_dns", "collect_dns"),
+    "drills": ("doops.ops.status.checks_drills", "collect_drills"),
 }
 
 # The API call each component starts with (databases and cache share one): pydo and its client are made

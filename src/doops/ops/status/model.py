@@ -9,7 +9,8 @@ from typing import Any
 
 from doops.errors import ExitCode
 
-COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns")
+COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns",
+              "drills")
 
 
 class Status(enum.Enum):
