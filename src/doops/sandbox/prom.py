@@ -78,11 +78,14 @@ class PrometheusRunner:
         scrape_interval: float = 1.0,
         binary: str | None = None,
         ready_timeout: float = 60.0,
+        job_options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         if not 1.0 <= scrape_interval <= 5.0:
             raise ValueError("scrape_interval must be within 1-5 s")
         self.data_dir = Path(data_dir)
         self.scrape_targets = {job: list(t) for job, t in scrape_targets.items()}
+        # per job, more scrape_config keys: the Pushgateway's job needs honor_labels (the pushed job/instance)
+        self.job_options = {job: dict(o) for job, o in (job_options or {}).items()}
         self.scrape_interval = scrape_interval
         self.binary = binary or find_prometheus()
         self.ready_timeout = ready_timeout
@@ -123,7 +126,8 @@ class PrometheusRunner:
         """The prometheus.yml content: one job per entry of scrape_targets plus self-scrape."""
         interval = f"{int(self.scrape_interval * 1000)}ms"
         timeout = f"{int(self.scrape_interval * 800)}ms"
-        jobs = [{"job_name": job, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]}
+        jobs = [{"job_name": job, "metrics_path": "/metrics", **self.job_options.get(job, {}),
+                 "static_configs": [{"targets": targets}]}
                 for job, targets in sorted(self.scrape_targets.items())]
         if self.port is not None and "prometheus" not in self.scrape_targets:
             jobs.append({"job_name": "prometheus",

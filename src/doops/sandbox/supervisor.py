@@ -3,7 +3,7 @@
 Started by `doops sandbox up` (``python -m doops.sandbox.supervisor --dir DIR``). It makes the sandbox's CA
 (``DIR/tls/ca.crt``, which signs every server certificate), starts the real servers (PostgreSQL fleet, its
 PgBouncer, the cache, the database metrics endpoints, S3, CDN proxies, app servers, the authoritative DNS
-server of the twin's domains, Prometheus when installed)
+server of the twin's domains, Prometheus and the Pushgateway when installed)
 and the API twin,
 writes ``DIR/sandbox.json`` (ready marker, URLs, secrets; mode 0600), ``DIR/env.sh`` and ``DIR/doops.yaml``,
 then serves a small loopback control API (faults, status) until SIGTERM or its time to live runs out.
@@ -96,6 +96,7 @@ class Supervisor:
         self.apps: Any = None
         self.cdn: dict[str, Any] = {}  # endpoint id -> CdnProxy
         self.prom: Any = None
+        self.pushgateway: Any = None  # Pushgateway, where drills push their metrics (scraped by self.prom)
         self.twin: Any = None
         self.world: Any = None
         self.dns: Any = None  # DnsServer: authoritative for the twin's domains
@@ -139,8 +140,10 @@ class Supervisor:
             db_future = pool.submit(self._timed, "postgres", lambda: self._start_postgres(scenario))
             cache_future = pool.submit(self._timed, "cache", lambda: self._start_caches(scenario))
             spaces_future = pool.submit(self._timed, "spaces", lambda: self._start_spaces(replication_delay))
-            # Prometheus only needs the apps, and takes ~5 s to discover its targets: start it early.
+            # Prometheus only needs the apps, and takes ~5 s to discover its targets: start it early. The
+            # Pushgateway just before it (~0.1 s): Prometheus' first config then names it, no reload needed.
             apps_future = pool.submit(lambda: (self._timed("apps", lambda: self._start_apps(scenario)),
+                                               self._timed("pushgateway", self._start_pushgateway),
                                                self._timed("prometheus", self._start_prometheus)))
             spaces_future.result()
             apps_future.result()
@@ -282,14 +285,19 @@ class Supervisor:
 
     def _start_prometheus(self) -> None:
         from doops.sandbox.prom import PrometheusRunner, find_prometheus
+        from doops.sandbox.pushgateway import SCRAPE_JOB
 
         if not find_prometheus():
             self.notes.append("prometheus not found: running without it (install the prometheus package, "
                               "or put the binary on PATH or in DOOPS_PROMETHEUS_BIN)")
             log.warning(self.notes[-1])
             return
+        targets, options = self.apps.scrape_targets(), {}
+        if self.pushgateway is not None:  # honor_labels: keep the pushed job="doops_drill" and runbook labels
+            targets[SCRAPE_JOB] = [f"127.0.0.1:{self.pushgateway.port}"]
+            options[SCRAPE_JOB] = {"honor_labels": True}
         try:
-            prom = PrometheusRunner(self.dir / "prom", self.apps.scrape_targets()).start()
+            prom = PrometheusRunner(self.dir / "prom", targets, job_options=options).start()
         except (OSError, RuntimeError) as exc:  # a broken install must not stop the sandbox
             self.notes.append(f"prometheus did not start, running without it: {exc}")
             log.warning(self.notes[-1])
@@ -298,11 +306,34 @@ class Supervisor:
             pidfiles.record_child(self.dir, "prometheus", prom.pid, "prometheus")
         self.prom = prom
 
+    def _start_pushgateway(self) -> None:
+        """The Pushgateway drills push to; without the binary (or when it fails) the sandbox notes it and goes on."""
+        from doops.sandbox.children import ServerNotFoundError
+        from doops.sandbox.pg_util import resolve_run_as
+        from doops.sandbox.pushgateway import Pushgateway, find_pushgateway
+
+        try:
+            if not find_pushgateway():
+                self.notes.append("prometheus-pushgateway not found: running without it (run "
+                                  "`bash scripts/install-system-deps.sh`, or put the binary on PATH or in "
+                                  "DOOPS_PUSHGATEWAY_BIN)")
+                log.warning(self.notes[-1])
+                return
+            assert self.base_dir is not None
+            gateway = Pushgateway(self.base_dir.resolve(), resolve_run_as(), sandbox_dir=self.dir)
+            self.pushgateway = gateway  # before start: whatever fails next, shutdown stops it
+            gateway.start()
+        except (OSError, RuntimeError) as exc:  # ServerNotFoundError too: a broken install must not stop the sandbox
+            self.pushgateway = None
+            kind = "not found" if isinstance(exc, ServerNotFoundError) else "did not start"
+            self.notes.append(f"pushgateway {kind}, running without it: {exc}")
+            log.warning(self.notes[-1])
+
     def _wait_prometheus_targets(self, timeout: float = 30.0) -> None:
-        """Ready means scraped: wait until Prometheus reports every app target up."""
+        """Ready means scraped: wait until Prometheus reports every app target (and the Pushgateway) up."""
         if self.prom is None:
             return
-        prom, jobs = self.prom, set(self.apps.scrape_targets())
+        prom, jobs = self.prom, set(self.prom.scrape_targets)
 
         def all_up() -> bool:
             if not jobs:  # nothing to scrape: ready whether or not Prometheus answers yet
@@ -376,6 +407,7 @@ class Supervisor:
             "spaces": {"endpoint_url": self.spaces.endpoint_url, "access_key": self.spaces_key,
                        "secret_key": self.spaces_secret},
             "prometheus_url": self.prom.url if self.prom else None,
+            "pushgateway_url": self.pushgateway.url if self.pushgateway else None,
             "ca_cert": str(self.ca.cert_path),
             "cdn": {ep_id: proxy.url for ep_id, proxy in self.cdn.items()},
             "apps": {name: app.url for name, app in self.apps.apps.items()},
@@ -396,6 +428,8 @@ class Supervisor:
         }
         if self.prom:
             env["PROMETHEUS_URL"] = self.prom.url
+        if self.pushgateway:
+            env["DOOPS_PUSHGATEWAY_URL"] = self.pushgateway.url
         lines = ["# doops sandbox: source this file (or eval \"$(doops sandbox env)\")"]
         lines += [f"export {k}='{v}'" for k, v in env.items()]
         _write_private(self.dir / ENV_FILE, "\n".join(lines) + "\n")
@@ -541,6 +575,10 @@ class Supervisor:
             port = int(self.prom.url.rsplit(":", 1)[1])
             out.append({"name": "prometheus", "kind": "prometheus", "pid": self.prom.pid, "port": port,
                         "healthy": _port_open(port)})
+        if self.pushgateway:
+            gw = self.pushgateway
+            out.append({"name": "pushgateway", "kind": f"pushgateway {gw.version or ''}".strip(), "pid": gw.pid,
+                        "port": gw.port, "healthy": gw.running and _port_open(gw.port)})
         return out
 
     # -- stop ---------------------------------------------------------------------------------------
@@ -552,6 +590,7 @@ class Supervisor:
             ("twin", lambda: self.twin.stop() if self.twin else None),
             ("cdn", lambda: [p.stop() for p in self.cdn.values()]),
             ("prometheus", lambda: self.prom.stop() if self.prom else None),
+            ("pushgateway", lambda: self.pushgateway.stop() if self.pushgateway else None),
             ("apps", lambda: self.apps.stop() if self.apps else None),
             ("spaces", lambda: self.spaces.stop() if self.spaces else None),
             ("db-metrics", lambda: self.metrics.stop() if self.metrics else None),
@@ -606,6 +645,8 @@ def sandbox_config(state: dict[str, Any], cdn_origins: dict[str, str]) -> dict[s
         cfg["dns"] = {"nameservers": list(state["dns"]["nameservers"]),
                       "failover_records": [{"domain": "learnhub.example", "name": "api", "type": "CNAME",
                                             "app": "learnhub-api"}]}
+    if state.get("pushgateway_url"):  # named only when it runs, as Prometheus is
+        cfg["drills"] = {"pushgateway_url": state["pushgateway_url"]}
     if state.get("prometheus_url"):
         cfg["prometheus"] = {"url_env": "PROMETHEUS_URL", "slo_queries": [
             {"name": "apps-scraped", "query": 'min(up{job=~"learnhub-.*"})', "min": 1},
