@@ -15,6 +15,10 @@ def drill() -> None:
 
 
 # Subcommands (one line each, in this order: run, history, due, report, schedule).
+from doops.cli.drill_run import run  # noqa: E402
+
+drill.add_command(run)
+
 from doops.cli.drill_history import due, history  # noqa: E402
 
 drill.add_command(history)
