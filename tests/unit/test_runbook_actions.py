@@ -76,7 +76,8 @@ class Recorder:
 def test_every_action_is_listed_under_its_name_with_typed_params_and_a_doc() -> None:
     table = actions()
     assert set(table) == {"db.failover", "db.pitr", "db.delete", "cdn.purge", "app.rollback", "app.redeploy",
-                          "app.restart", "app.failover", "dns.switch", "sandbox.fault"}
+                          "app.restart", "app.failover", "dns.switch", "sandbox.fault", "s3.put", "s3.delete",
+                          "sql.exec", "cache.delete"}
     for key, action in table.items():
         assert action.name == key
         assert action.doc and action.outputs, key
@@ -505,3 +506,364 @@ def test_fault_dry_run_checks_the_sandbox_runs_and_injects_nothing(monkeypatch: 
                                                              "dir": str(tmp_path)})
     assert res.ok and res.outcome == "dry_run" and res.outputs["kind"] == "db-stop"
     assert sent.calls == []
+
+
+# -- app.redeploy require_healthy -----------------------------------------------------------------------------
+
+
+def _bad_release(active: bool) -> Any:
+    r = _app_result("redeploy")
+    r.outcome, r.message = Outcome.VERIFICATION_FAILED, "deployment d-new is ACTIVE but not healthy"
+    r.timings.active = datetime(2026, 11, 26, 5, 0, 5, tzinfo=UTC) if active else None
+    return r
+
+
+def test_redeploy_of_a_known_bad_release_passes_once_active_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("doops.ops.app.redeploy", Recorder(_bad_release(active=True)))
+    strict = A.ACTIONS["app.redeploy"].run(ctx(), {"app": "learnhub-api"})
+    assert not strict.ok and strict.outcome == "verification_failed" and "not healthy" in (strict.error or "")
+    told = A.ACTIONS["app.redeploy"].run(ctx(), {"app": "learnhub-api", "require_healthy": False})
+    assert told.ok and told.outcome == "verification_failed" and told.outputs["deployment"] == "d-new"
+    monkeypatch.setattr("doops.ops.app.redeploy", Recorder(_bad_release(active=False)))
+    never_active = A.ACTIONS["app.redeploy"].run(ctx(), {"app": "learnhub-api", "require_healthy": False})
+    assert not never_active.ok, "a deployment that never went ACTIVE fails the step whatever it was told"
+
+
+# -- s3.put / s3.delete / sql.exec / cache.delete ------------------------------------------------------------
+
+
+class FakeSpaces:
+    """doops.clients.spaces as the s3 actions use it: one dict per bucket."""
+
+    def __init__(self, objects: dict[str, dict[str, bytes]] | None = None) -> None:
+        self.objects = objects if objects is not None else {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.keep: set[str] = set()  # keys a delete reports deleted but that stay (a lying or racing store)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from doops.clients import spaces
+
+        monkeypatch.setattr(spaces, "make_client", lambda cfg, region: region)
+        for name in ("put_object", "head_object", "list_prefix", "delete_objects"):
+            monkeypatch.setattr(spaces, name, getattr(self, name))
+
+    def put_object(self, client: Any, bucket: str, key: str, body: bytes, **kw: Any) -> Any:
+        from doops.clients.spaces import Put
+
+        self.calls.append(("put", client, bucket, key, body, kw))
+        self.objects.setdefault(bucket, {})[key] = body
+        return Put(f"etag-{len(body)}")
+
+    def head_object(self, client: Any, bucket: str, key: str) -> Any:
+        from doops.clients.spaces import ObjectHead
+
+        self.calls.append(("head", bucket, key))
+        body = self.objects.get(bucket, {}).get(key)
+        return ObjectHead(key, body is not None, f"etag-{len(body)}" if body is not None else None)
+
+    def list_prefix(self, client: Any, bucket: str, prefix: str, limit: int) -> tuple[list[str], bool]:
+        self.calls.append(("list", bucket, prefix))
+        keys = sorted(k for k in self.objects.get(bucket, {}) if k.startswith(prefix))
+        return keys[:limit], len(keys) > limit
+
+    def delete_objects(self, client: Any, bucket: str, keys: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        self.calls.append(("delete", bucket, list(keys)))
+        for k in keys:
+            if k not in self.keep:
+                self.objects.get(bucket, {}).pop(k, None)
+        return list(keys), []
+
+    def writes(self) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] in ("put", "delete")]
+
+
+class FakeAccountDo(FakeDo):
+    """Identity.of (the audit journal's platform line) asks for the account; the cache action for the CA."""
+
+    def account(self) -> Any:
+        raise ApiNotFound(404, "not_found", "no account here", None)
+
+    def database_ca(self, cluster_id: str) -> str:
+        return "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def wctx(dry_run: bool = False, confirm: bool = True) -> StepContext:
+    platform = Platform(access_token="t", clock=FakeClock(datetime(2026, 11, 26, 5, 0, tzinfo=UTC)),
+                        _config=Config(), _do=FakeAccountDo())  # type: ignore[arg-type]
+    return StepContext(platform, dry_run, lambda q: confirm, RecordingSink(), Cancel())
+
+
+def audit_lines(home: Path) -> list[dict[str, Any]]:
+    import json
+
+    path = home / ".local" / "state" / "doops" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_s3_put_writes_reads_back_and_audits(monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> None:
+    fake = FakeSpaces()
+    fake.install(monkeypatch)
+    res = A.ACTIONS["s3.put"].run(wctx(), {"bucket": "learnhub-media", "key": "static/app.js", "body": "x = 1",
+                                           "cache_control": "public, max-age=60"})
+    assert res.ok and res.outcome == "ok", res
+    put = fake.writes()[0]
+    assert put[2:5] == ("learnhub-media", "static/app.js", b"x = 1")
+    assert put[5] == {"content_type": "text/javascript", "cache_control": "public, max-age=60"}
+    assert res.outputs["etag"] == "etag-5" and res.outputs["region"] == "nyc3" and res.outputs["stamp"] is None
+    assert [a["action"] for a in audit_lines(isolated_env)] == ["runbook s3.put"]
+
+
+def test_s3_put_stamp_makes_every_run_a_new_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeSpaces()
+    fake.install(monkeypatch)
+    first = A.ACTIONS["s3.put"].run(wctx(), {"bucket": "b", "key": "k.txt", "body": "canary", "stamp": True})
+    second = A.ACTIONS["s3.put"].run(wctx(), {"bucket": "b", "key": "k.txt", "body": "canary", "stamp": True})
+    assert first.ok and second.ok
+    stamp = first.outputs["stamp"]
+    assert stamp.startswith("2026-11-26T05:00:00") and stamp != second.outputs["stamp"]
+    assert fake.writes()[0][4] == f"canary\n{stamp}\n".encode()
+
+
+def test_s3_put_reads_a_file_and_refuses_bad_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = FakeSpaces()
+    fake.install(monkeypatch)
+    f = tmp_path / "app.css"
+    f.write_bytes(b"body{}")
+    assert A.ACTIONS["s3.put"].run(wctx(), {"bucket": "b", "key": "static/app.css", "file": str(f)}).ok
+    assert fake.writes()[0][4] == b"body{}" and fake.writes()[0][5]["content_type"] == "text/css"
+    for bad, words in (({"body": "a", "file": str(f)}, "exactly one of body and file"),
+                       ({}, "exactly one of body and file"),
+                       ({"file": str(tmp_path / "nope")}, "cannot read file"),
+                       ({"body": "a", "key": "/abs"}, "not starting with '/'")):
+        res = A.ACTIONS["s3.put"].run(wctx(), {"bucket": "b", "key": "k", **bad})
+        assert not res.ok and res.outcome == "refused" and words in (res.error or ""), (bad, res)
+    assert len(fake.writes()) == 1, "bad input sends nothing"
+
+
+def test_s3_put_dry_run_and_decline_send_nothing(monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> None:
+    fake = FakeSpaces()
+    fake.install(monkeypatch)
+    dry = A.ACTIONS["s3.put"].run(wctx(dry_run=True), {"bucket": "b", "key": "k", "body": "x"})
+    assert dry.ok and dry.outcome == "dry_run" and dry.outputs["etag"] is None
+    no = A.ACTIONS["s3.put"].run(wctx(confirm=False), {"bucket": "b", "key": "k", "body": "x"})
+    assert not no.ok and no.outcome == "declined"
+    assert fake.calls == [] and audit_lines(isolated_env) == []
+
+
+def test_s3_put_that_does_not_read_back_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeSpaces()
+    fake.install(monkeypatch)
+    from doops.clients import spaces
+
+    monkeypatch.setattr(spaces, "head_object", lambda c, b, k: spaces.ObjectHead(k, True, "another-etag"))
+    res = A.ACTIONS["s3.put"].run(wctx(), {"bucket": "b", "key": "k", "body": "x"})
+    assert not res.ok and res.outcome == "verification_failed" and "does not read back" in (res.error or "")
+
+
+def _uploads() -> dict[str, dict[str, bytes]]:
+    return {"learnhub-media": {"uploads/42/a.pdf": b"a", "uploads/42/b.png": b"bb", "uploads/421/c.pdf": b"c",
+                               "static/app.js": b"js"}}
+
+
+def test_s3_delete_by_prefix_deletes_only_under_it_and_verifies(monkeypatch: pytest.MonkeyPatch,
+                                                               isolated_env: Path) -> None:
+    fake = FakeSpaces(_uploads())
+    fake.install(monkeypatch)
+    res = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", "prefix": "uploads/42/"})
+    assert res.ok and res.outcome == "ok", res
+    assert res.outputs["deleted"] == ["uploads/42/a.pdf", "uploads/42/b.png"] and res.outputs["deleted_count"] == 2
+    assert res.outputs["remaining"] == [] and res.outputs["cdn_prefix"] == "uploads/42/*"
+    assert res.outputs["cdn_paths"] == ["uploads/42/a.pdf", "uploads/42/b.png"]
+    assert sorted(fake.objects["learnhub-media"]) == ["static/app.js", "uploads/421/c.pdf"]
+    assert [a["action"] for a in audit_lines(isolated_env)] == ["runbook s3.delete"]
+    # Nothing under the prefix: nothing deleted, and the wildcard is what a CDN should still purge.
+    again = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", "prefix": "uploads/42/"})
+    assert again.ok and again.outputs["deleted"] == [] and again.outputs["cdn_paths"] == ["uploads/42/*"]
+
+
+def test_s3_delete_that_leaves_objects_behind_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeSpaces(_uploads())
+    fake.keep = {"uploads/42/b.png"}
+    fake.install(monkeypatch)
+    res = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", "prefix": "uploads/42/"})
+    assert not res.ok and res.outcome == "verification_failed"
+    assert res.outputs["remaining"] == ["uploads/42/b.png"] and "still there" in (res.error or "")
+    keys = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", "keys": ["uploads/42/b.png"]})
+    assert not keys.ok and keys.outputs["remaining"] == ["uploads/42/b.png"]
+
+
+def test_s3_delete_refuses_the_whole_bucket_and_too_many_sending_no_delete(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeSpaces(_uploads())
+    fake.install(monkeypatch)
+    for bad, words in (({"prefix": ""}, "whole bucket"), ({"prefix": "/"}, "whole bucket"),
+                       ({"prefix": "uploads/", "keys": ["a"]}, "exactly one of keys and prefix"),
+                       ({}, "exactly one of keys and prefix"), ({"prefix": "x/", "max_objects": 0}, "at least 1")):
+        res = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", **bad})
+        assert not res.ok and res.outcome == "refused" and words in (res.error or ""), (bad, res)
+    many = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", "prefix": "uploads/", "max_objects": 2})
+    assert not many.ok and many.outcome == "refused" and "more than 2" in (many.error or "")
+    assert fake.writes() == [] and len(fake.objects["learnhub-media"]) == 4
+
+
+def test_s3_delete_dry_run_lists_and_deletes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeSpaces(_uploads())
+    fake.install(monkeypatch)
+    res = A.ACTIONS["s3.delete"].run(wctx(dry_run=True), {"bucket": "learnhub-media", "prefix": "uploads/42/"})
+    assert res.ok and res.outcome == "dry_run"
+    assert res.outputs["matched"] == ["uploads/42/a.pdf", "uploads/42/b.png"] and res.outputs["deleted"] == []
+    assert fake.writes() == [] and len(fake.objects["learnhub-media"]) == 4
+
+
+def _fake_cluster(monkeypatch: pytest.MonkeyPatch, name: str = "learnhub-db", engine: str = "pg") -> None:
+    from doops.clients.models import Connection, DatabaseCluster
+
+    c = DatabaseCluster(id="c-1", name=name, engine=engine, version="15", region="nyc3", status="online",
+                        num_nodes=1, connection=Connection(host="127.0.0.1", port=5432, user="doadmin",
+                                                           database="defaultdb", password="pw-secret"))
+    monkeypatch.setattr("doops.ops.pitr.find_cluster", lambda platform, wanted: (c, [c]))
+
+
+def _plain_target(platform: Any, cluster: Any, conn: Any) -> Any:
+    from doops.clients.pg import Target
+
+    return Target.from_connection(conn, sslmode="require")
+
+
+class FakeExec:
+    def __init__(self, rowcount: int = 1, row: dict[str, Any] | None = None) -> None:
+        self.rowcount, self.row = rowcount, row
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, target: Any, statement: str, params: Any = None, *, max_rows: int | None = None,
+                 statement_timeout_ms: int = 60_000) -> Any:
+        from doops.clients.pg import Executed
+
+        self.calls.append((target.dbname, statement, params, max_rows, statement_timeout_ms))
+        return Executed(self.rowcount, self.row, max_rows is None or self.rowcount <= max_rows)
+
+
+def test_sql_exec_sends_params_apart_and_returns_the_row(monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> None:
+    from decimal import Decimal
+
+    _fake_cluster(monkeypatch)
+    ex = FakeExec(1, {"id": Decimal(42), "at": datetime(2026, 11, 26, 5, 0, tzinfo=UTC)})
+    monkeypatch.setattr("doops.clients.pg.execute", ex)
+    monkeypatch.setattr("doops.ops.dbtarget.db_target", _plain_target)
+    res = A.ACTIONS["sql.exec"].run(wctx(), {"cluster": "learnhub-db", "database": "learnhub", "timeout": "5s",
+                                             "statement": "delete from t where id = %(id)s returning id, now() at",
+                                             "params": {"id": 42}, "max_rows": 1})
+    assert res.ok and res.outcome == "ok", res
+    assert ex.calls == [("learnhub", "delete from t where id = %(id)s returning id, now() at", {"id": 42}, 1, 5000)]
+    assert res.outputs["rowcount"] == 1 and res.outputs["committed"] is True
+    assert res.outputs["row"] == {"id": 42, "at": "2026-11-26T05:00:00Z"}
+    line = audit_lines(isolated_env)[-1]
+    assert line["action"] == "runbook sql.exec" and line["params"] == {"id": 42} and "pw-secret" not in str(line)
+
+
+def test_sql_exec_over_max_rows_is_rolled_back_and_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cluster(monkeypatch)
+    monkeypatch.setattr("doops.clients.pg.execute", FakeExec(7))
+    monkeypatch.setattr("doops.ops.dbtarget.db_target", _plain_target)
+    res = A.ACTIONS["sql.exec"].run(wctx(), {"cluster": "learnhub-db", "statement": "delete from t", "max_rows": 1})
+    assert not res.ok and res.outcome == "refused" and res.outputs["committed"] is False
+    assert "touched 7 row(s), more than max_rows 1: rolled back" in (res.error or "")
+
+
+def test_sql_exec_dry_run_and_bad_input_send_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cluster(monkeypatch)
+    ex = FakeExec()
+    monkeypatch.setattr("doops.clients.pg.execute", ex)
+    dry = A.ACTIONS["sql.exec"].run(wctx(dry_run=True), {"cluster": "learnhub-db", "statement": "delete from t"})
+    assert dry.ok and dry.outcome == "dry_run" and dry.outputs["rowcount"] is None
+    for bad, words in (({"statement": "  "}, "needs a statement"), ({"params": [1, 2]}, "must be a mapping"),
+                       ({"max_rows": -1}, "0 or more")):
+        res = A.ACTIONS["sql.exec"].run(wctx(), {"cluster": "learnhub-db", "statement": "delete from t", **bad})
+        assert not res.ok and res.outcome == "refused" and words in (res.error or ""), (bad, res)
+    assert ex.calls == []
+
+
+class FakeCache:
+    def __init__(self, keys: set[str]) -> None:
+        self.keys = keys
+        self.scans: list[str] = []
+        self.deleted: list[list[str]] = []
+        self.sticky: set[str] = set()
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from doops.clients import cache
+
+        monkeypatch.setattr(cache, "scan_keys", self.scan_keys)
+        monkeypatch.setattr(cache, "delete_keys", self.delete_keys)
+        monkeypatch.setattr(cache, "existing", lambda t, keys: [k for k in keys if k in self.keys])
+
+    def scan_keys(self, target: Any, pattern: str, limit: int) -> tuple[list[str], bool]:
+        import re
+
+        self.scans.append(pattern)
+        # SCAN MATCH's glob: * and ? wild, a backslash makes the next character literal
+        rx = "".join(re.escape(tok[1]) if tok.startswith("\\") else ".*" if tok == "*" else "." if tok == "?"
+                     else re.escape(tok) for tok in re.findall(r"\\.|.", pattern))
+        found = sorted(k for k in self.keys if re.fullmatch(rx, k))
+        return found[:limit], len(found) > limit
+
+    def delete_keys(self, target: Any, keys: list[str]) -> int:
+        self.deleted.append(list(keys))
+        gone = [k for k in keys if k in self.keys and k not in self.sticky]
+        self.keys -= set(gone)
+        return len([k for k in keys if k in self.keys or k in gone])
+
+
+def test_cache_delete_by_literal_prefix_escapes_glob_characters(monkeypatch: pytest.MonkeyPatch,
+                                                                isolated_env: Path) -> None:
+    _fake_cluster(monkeypatch, "learnhub-cache", "valkey")
+    fake = FakeCache({"learner:42:session", "learner:42:profile", "learner:420:session", "learner:4*:x"})
+    fake.install(monkeypatch)
+    res = A.ACTIONS["cache.delete"].run(wctx(), {"cache": "learnhub-cache", "prefix": "learner:42:"})
+    assert res.ok and res.outcome == "ok", res
+    assert fake.scans[0] == "learner:42:*" and res.outputs["deleted"] == 2 and res.outputs["remaining"] == []
+    assert fake.keys == {"learner:420:session", "learner:4*:x"}
+    star = A.ACTIONS["cache.delete"].run(wctx(), {"cache": "learnhub-cache", "prefix": "learner:4*:"})
+    assert star.outputs["pattern"] == "learner:4\\*:*" and star.outputs["keys"] == ["learner:4*:x"]
+    assert fake.keys == {"learner:420:session"}, "a * in an id is a literal, not a wildcard"
+    assert [a["action"] for a in audit_lines(isolated_env)] == ["runbook cache.delete"] * 2
+
+
+def test_cache_delete_refuses_everything_too_many_and_ambiguous_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cluster(monkeypatch, "learnhub-cache", "valkey")
+    fake = FakeCache({f"learner:1:{i}" for i in range(5)})
+    fake.install(monkeypatch)
+    for bad, words in (({"pattern": "*"}, "matches every key"), ({"pattern": "**"}, "matches every key"),
+                       ({}, "exactly one of keys, prefix and pattern"),
+                       ({"prefix": "a:", "keys": ["b"]}, "exactly one of keys, prefix and pattern"),
+                       ({"prefix": "learner:1:", "max_keys": 3}, "more than 3 key(s)")):
+        res = A.ACTIONS["cache.delete"].run(wctx(), {"cache": "learnhub-cache", **bad})
+        assert not res.ok and res.outcome == "refused" and words in (res.error or ""), (bad, res)
+    assert fake.deleted == [] and len(fake.keys) == 5
+
+
+def test_cache_delete_dry_run_deletes_nothing_and_leftovers_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cluster(monkeypatch, "learnhub-cache", "valkey")
+    fake = FakeCache({"learner:7:a", "learner:7:b"})
+    fake.install(monkeypatch)
+    dry = A.ACTIONS["cache.delete"].run(wctx(dry_run=True), {"cache": "learnhub-cache", "prefix": "learner:7:"})
+    assert dry.ok and dry.outcome == "dry_run" and dry.outputs["matched"] == 2 and fake.deleted == []
+    fake.sticky = {"learner:7:b"}  # written again between the delete and the check
+    res = A.ACTIONS["cache.delete"].run(wctx(), {"cache": "learnhub-cache", "keys": ["learner:7:a", "learner:7:b"]})
+    assert not res.ok and res.outcome == "verification_failed" and res.outputs["remaining"] == ["learner:7:b"]
+
+
+def test_new_write_actions_declare_the_outputs_they_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    """References are checked against ``outputs`` before a run: each key a run gives is declared."""
+    FakeSpaces(_uploads()).install(monkeypatch)
+    put = A.ACTIONS["s3.put"].run(wctx(), {"bucket": "b", "key": "k", "body": "x"})
+    delete = A.ACTIONS["s3.delete"].run(wctx(), {"bucket": "learnhub-media", "prefix": "uploads/42/"})
+    assert set(put.outputs) == set(A.S3_PUT_OUTPUTS) and set(delete.outputs) == set(A.S3_DELETE_OUTPUTS)
+    _fake_cluster(monkeypatch)
+    monkeypatch.setattr("doops.clients.pg.execute", FakeExec())
+    monkeypatch.setattr("doops.ops.dbtarget.db_target", _plain_target)
+    sql = A.ACTIONS["sql.exec"].run(wctx(), {"cluster": "learnhub-db", "statement": "delete from t"})
+    assert set(sql.outputs) == set(A.SQL_EXEC_OUTPUTS)
+    _fake_cluster(monkeypatch, "learnhub-cache", "valkey")
+    FakeCache({"a:1"}).install(monkeypatch)
+    cache = A.ACTIONS["cache.delete"].run(wctx(), {"cache": "learnhub-cache", "prefix": "a:"})
+    assert set(cache.outputs) == set(A.CACHE_DELETE_OUTPUTS)

@@ -242,6 +242,22 @@ steps:
     assert res.inputs == {"region": "fra1"}
 
 
+def test_a_reference_in_a_regex_is_resolved_and_matched_literally(fakes: Fakes) -> None:
+    fakes.values["etag"] = ['"a.c" fresh']
+    text = HEAD + """inputs:
+  tag: {type: string, default: a.c}
+steps:
+  - id: check
+    probe: fake.probe
+    with: {key: etag}
+    expect: {regex: '^"${{ inputs.tag }}" fresh$'}
+"""
+    assert run(text, fakes).outcome is Outcome.OK
+    fakes.values["etag"] = ['"abc" fresh']  # the "." of the value is literal: "abc" must not match "a.c"
+    res = run(text, fakes)
+    assert res.steps[0].status == "failed" and "a\\.c" in (res.steps[0].error or "")
+
+
 def test_a_reference_to_a_missing_output_is_caught_at_validation(fakes: Fakes) -> None:
     checked = check_text(HEAD + """steps:
   - id: first

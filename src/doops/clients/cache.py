@@ -103,3 +103,91 @@ def probe(target: CacheTarget) -> CacheProbe:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _client(target: CacheTarget) -> Any:
+    """A redis-py client with the same TLS and AUTH as ``probe``; one attempt per call."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    kwargs: dict[str, Any] = {
+        "host": target.host, "port": target.port, "username": target.user, "password": target.password,
+        "ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True,
+        "socket_timeout": target.timeout, "socket_connect_timeout": target.timeout,
+        "retry": Retry(NoBackoff(), 0), "client_name": "doops", "decode_responses": True,
+    }
+    if target.ca_pem:
+        kwargs["ssl_ca_data"] = target.ca_pem
+    return redis.Redis(**kwargs)
+
+
+def _failed(target: CacheTarget, exc: BaseException) -> UnknownStateError:
+    text = masking.mask(_first_line(exc))
+    cls = Refused if "refused" in text.lower() else UnknownStateError
+    return cls(f"cannot query {target.masked()}: {text}")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a SCAN MATCH pattern: an id holding ``*`` must not widen a delete."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def scan_keys(target: CacheTarget, pattern: str, limit: int) -> tuple[list[str], bool]:
+    """Keys matching ``pattern``, found with SCAN (never KEYS, which blocks the server for the whole keyspace),
+    at most ``limit``; the flag says more matched."""
+    import redis
+
+    client = _client(target)
+    found: list[str] = []
+    seen: set[str] = set()
+    try:
+        for key in client.scan_iter(match=pattern, count=1000):
+            if key in seen:  # SCAN may return a key twice while the table rehashes
+                continue
+            seen.add(key)
+            found.append(str(key))
+            if len(found) > limit:
+                return found[:limit], True
+    except (redis.RedisError, OSError) as exc:
+        raise _failed(target, exc) from None
+    finally:
+        client.close()
+    return found, False
+
+
+def existing(target: CacheTarget, keys: list[str]) -> list[str]:
+    """The ones of ``keys`` that exist now."""
+    import redis
+
+    if not keys:
+        return []
+    client = _client(target)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for k in keys:
+            pipe.exists(k)
+        answers = pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        raise _failed(target, exc) from None
+    finally:
+        client.close()
+    return [k for k, n in zip(keys, answers, strict=True) if n]
+
+
+def delete_keys(target: CacheTarget, keys: list[str], batch: int = 500) -> int:
+    """DEL ``keys``, ``batch`` a command; how many existed (and are gone)."""
+    import redis
+
+    if not keys:
+        return 0
+    client = _client(target)
+    n = 0
+    try:
+        for i in range(0, len(keys), batch):
+            n += int(client.delete(*keys[i:i + batch]))
+    except (redis.RedisError, OSError) as exc:
+        raise _failed(target, exc) from None
+    finally:
+        client.close()
+    return n

@@ -277,6 +277,42 @@ def check_query(target: Target, query: str) -> tuple[bool, Any]:
 
 
 @dataclass
+class Executed:
+    """What one write did: rows it touched, the first row it returned (``RETURNING``), and whether it was
+    committed (a write touching more rows than allowed is rolled back)."""
+
+    rowcount: int
+    row: dict[str, Any] | None
+    committed: bool
+
+
+def execute(target: Target, statement: str, params: Any = None, *, max_rows: int | None = None,
+            statement_timeout_ms: int = 60_000) -> Executed:
+    """Run one write statement in its own transaction: committed when it touched at most ``max_rows`` rows,
+    else rolled back (a WHERE clause wider than meant changes nothing). ``params`` go to the server as
+    parameters (``%(name)s``), never into the text. A SQL error is an UnknownStateError (one line), rolled back."""
+    import psycopg
+
+    with connect(target, autocommit=False, statement_timeout_ms=statement_timeout_ms) as conn:
+        try:
+            cur = conn.execute(statement, params or None)
+            rowcount = int(cur.rowcount) if cur.rowcount is not None and cur.rowcount >= 0 else 0
+            row = None
+            if cur.description:
+                first = cur.fetchone()
+                if first is not None:
+                    row = {d.name: v for d, v in zip(cur.description, first, strict=False)}
+        except psycopg.Error as exc:
+            conn.rollback()
+            raise UnknownStateError(masking.mask(_first_line(exc))) from None
+        if max_rows is not None and rowcount > max_rows:
+            conn.rollback()
+            return Executed(rowcount, row, False)
+        conn.commit()
+    return Executed(rowcount, row, True)
+
+
+@dataclass
 class PoolUsage:
     """One PgBouncer pool as PgBouncer itself counts it (``SHOW POOLS`` summed over its users, with
     ``SHOW DATABASES``' size): what clients are waiting for, not what the API was told."""

@@ -261,3 +261,124 @@ def list_keys(client: Any, bucket: str, prefix: str, limit: int) -> list[str]:
     page = _call(client.list_objects_v2, f"listing {bucket}/{prefix}*", Bucket=bucket, Prefix=prefix,
                  MaxKeys=max(1, min(limit, 1000)))
     return [str(o["Key"]) for o in page.get("Contents") or [] if not str(o["Key"]).endswith("/")]
+
+
+def list_prefix(client: Any, bucket: str, prefix: str, limit: int) -> tuple[list[str], bool]:
+    """Every key under ``prefix`` (folder markers included: they are objects too), at most ``limit``; the flag
+    says more were left. Pages of 1,000, as the listing gives them."""
+    keys: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(PAGE, limit - len(keys) + 1)}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = _call(client.list_objects_v2, f"listing {bucket}/{prefix}*", **kwargs)
+        keys.extend(str(o["Key"]) for o in page.get("Contents") or [])
+        token = page.get("NextContinuationToken")
+        if len(keys) > limit:
+            return keys[:limit], True
+        if not (page.get("IsTruncated") and token):
+            return keys, False
+
+
+@dataclass
+class Put:
+    """What Spaces answered to a PUT: the new version's ETag (no quotes)."""
+
+    etag: str | None
+    version_id: str | None = None
+
+
+def put_object(client: Any, bucket: str, key: str, body: bytes, *, content_type: str | None = None,
+               cache_control: str | None = None) -> Put:
+    """One PUT of a whole object (no multipart: runbook canaries and release files are small)."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body}
+    if content_type:
+        kwargs["ContentType"] = content_type
+    if cache_control:
+        kwargs["CacheControl"] = cache_control
+    resp = _call(client.put_object, f"PUT {bucket}/{key}", **kwargs)
+    return Put(str(resp.get("ETag") or "").strip('"') or None, resp.get("VersionId"))
+
+
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
+
+
+def delete_objects(client: Any, bucket: str, keys: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Delete ``keys`` with DeleteObjects, 1,000 a call: (keys deleted, [(key, error)] refused). S3 reports a
+    key that was not there as deleted: a delete is idempotent."""
+    deleted: list[str] = []
+    errors: list[tuple[str, str]] = []
+    for i in range(0, len(keys), DELETE_BATCH):
+        batch = keys[i:i + DELETE_BATCH]
+        resp = _call(client.delete_objects, f"DELETE {len(batch)} object(s) of {bucket}", Bucket=bucket,
+                     Delete={"Objects": [{"Key": k} for k in batch], "Quiet": False})
+        deleted.extend(str(d["Key"]) for d in resp.get("Deleted") or [])
+        errors.extend((str(e.get("Key")), f"{e.get('Code', '?')} {e.get('Message', '')}".strip())
+                      for e in resp.get("Errors") or [])
+    return deleted, errors
+
+
+# `doops assess`: who may read a bucket, from where, and whether deletions can be undone. Reads only.
+
+PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
+                   "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
+
+
+def _absent(fn: Any, what: str, absent_codes: tuple[str, ...], **kwargs: Any) -> Any:
+    """One S3 read where "not set" is an answer (NoSuchBucketPolicy, NoSuchCORSConfiguration): None then."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in absent_codes:
+            return None
+        raise UnknownStateError(f"{what}: {code} {exc.response.get('Error', {}).get('Message', '')}".strip()) from None
+
+
+def bucket_policy(client: Any, bucket: str) -> dict[str, Any] | None:
+    """The bucket policy as a document (None: the bucket has none)."""
+    import json
+
+    got = _absent(client.get_bucket_policy, f"policy of {bucket}", ("NoSuchBucketPolicy",), Bucket=bucket)
+    if got is None:
+        return None
+    try:
+        doc = json.loads(got.get("Policy") or "{}")
+    except ValueError:
+        raise UnknownStateError(f"policy of {bucket} is not JSON") from None
+    return doc if isinstance(doc, dict) else None
+
+
+def acl_public(grants: list[dict[str, Any]]) -> list[str]:
+    """The permissions an ACL gives to everyone (AllUsers) or to any signed-in account (AuthenticatedUsers)."""
+    out = []
+    for g in grants:
+        uri = str((g.get("Grantee") or {}).get("URI") or "")
+        if uri in PUBLIC_GRANTEES:
+            out.append(f"{uri.rsplit('/', 1)[-1]}:{g.get('Permission')}")
+    return out
+
+
+def bucket_acl_public(client: Any, bucket: str) -> list[str]:
+    """What the bucket's ACL grants the public (``AllUsers:READ`` makes it listable by anyone)."""
+    acl = _call(client.get_bucket_acl, f"ACL of {bucket}", Bucket=bucket)
+    return acl_public(acl.get("Grants") or [])
+
+
+def object_acl_public(client: Any, bucket: str, key: str) -> list[str]:
+    acl = _call(client.get_object_acl, f"ACL of {bucket}/{key}", Bucket=bucket, Key=key)
+    return acl_public(acl.get("Grants") or [])
+
+
+def bucket_cors(client: Any, bucket: str) -> list[dict[str, Any]]:
+    """The bucket's CORS rules ([] when it has none)."""
+    got = _absent(client.get_bucket_cors, f"CORS of {bucket}", ("NoSuchCORSConfiguration",), Bucket=bucket)
+    return list((got or {}).get("CORSRules") or [])
+
+
+def bucket_versioning(client: Any, bucket: str) -> str:
+    """``Enabled``, ``Suspended`` or ``""`` (never enabled)."""
+    return str(_call(client.get_bucket_versioning, f"versioning of {bucket}", Bucket=bucket).get("Status") or "")

@@ -555,14 +555,15 @@ class _Run:
         rec.status, rec.error = ("ok", None) if verdict.ok else ("failed", verdict.detail)
 
     def expect(self, step: Step) -> Any:
-        """The step's expectation with references in ``equals``/``in`` resolved."""
+        """The step's expectation with references in ``equals``/``in``/``regex`` resolved (literally in a regex)."""
         ex = step.expect
         if ex is None:
             return None
         try:
             equals = self.scope.resolve(ex.equals) if isinstance(ex.equals, str | list | dict) else ex.equals
             in_ = self.scope.resolve(ex.in_) if ex.in_ is not None else None
-            return dataclasses.replace(ex, equals=equals, in_=in_)
+            regex = self.scope.resolve_pattern(ex.regex) if isinstance(ex.regex, str) else ex.regex
+            return dataclasses.replace(ex, equals=equals, in_=in_, regex=regex)
         except refs.RefError as exc:
             raise UsageError(f"expect: {exc}") from None
 

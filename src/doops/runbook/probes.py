@@ -84,7 +84,8 @@ def read_sql(ctx: StepContext, params: dict[str, Any]) -> Any:
 
 # doops.ops.status.model.COMPONENTS, written out: importing that package loads the status engine (a unit test
 # keeps the two equal).
-COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns")
+COMPONENTS = ("apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring", "prometheus", "dns",
+              "drills")
 STATUS_PARAMS = (
     Param("component", required=True, doc="a component of `doops status`", choices=COMPONENTS),
     Param("check", doc="one check of it (e.g. replication, connections); default: every check"),

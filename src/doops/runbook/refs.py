@@ -224,6 +224,12 @@ class Scope:
         return REF.sub(lambda m: as_text(self.lookup(parse(m.group(1), m.group(0)))), value)
 
 
+    def resolve_pattern(self, pattern: str) -> str:
+        """A regular expression with each reference replaced by its value matched literally (re.escape), so an
+        ETag or a path from an earlier step cannot change what the pattern means."""
+        return REF.sub(lambda m: re.escape(as_text(self.lookup(parse(m.group(1), m.group(0))))), pattern)
+
+
 def as_text(value: Any) -> str:
     """How a value reads inside a string: JSON for containers and booleans, nothing for null."""
     if value is None:
