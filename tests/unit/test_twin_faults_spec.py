@@ -24,6 +24,8 @@ WIRE: list[tuple[fs.FaultSpec, dict[str, Any]]] = [
     (fs.AppUnhealthy("learnhub-api", "ws"), {"kind": "app-unhealthy", "app": "learnhub-api", "component": "ws"}),
     (fs.AppUnhealthy("learnhub-api"), {"kind": "app-unhealthy", "app": "learnhub-api", "component": None}),
     (fs.BadRelease("learnhub-api"), {"kind": "bad-release", "app": "learnhub-api"}),
+    (fs.Tls("learnhub-api", "1.2"), {"kind": "tls", "app": "learnhub-api", "max_version": "1.2", "expires_in": None,
+                                     "hsts": True}),
     (fs.SpacesReplication("pause"), {"kind": "spaces-replication", "action": "pause"}),
     (fs.Clear(), {"kind": "clear"}),
 ]
@@ -38,7 +40,7 @@ def test_wire_format_is_the_control_api_json_and_round_trips(spec: fs.FaultSpec,
 
 def test_every_kind_has_a_spec_class_and_the_cli_kinds_match() -> None:
     assert [c.kind for c in fs.ALL] == ["latency", "http-error", "throttle", "db-stop", "db-lag", "app-unhealthy",
-                                        "bad-release", "spaces-replication", "clear"]
+                                        "bad-release", "tls", "spaces-replication", "clear"]
     assert {type(s) for s, _ in WIRE} == set(fs.ALL)
 
 
@@ -61,7 +63,7 @@ def test_a_spec_checks_its_values_when_made(make: Any, message: str) -> None:
     ({"kind": "spaces-replication"}, "spaces-replication needs action pause or resume"),
     ({"kind": "bad-release"}, "fault bad-release: missing 'app'"),
     ({"kind": "bogus"}, "unknown fault kind 'bogus' (one of latency, http-error, throttle, db-stop, db-lag, "
-                        "app-unhealthy, bad-release, spaces-replication, clear)"),
+                        "app-unhealthy, bad-release, tls, spaces-replication, clear)"),
 ])
 def test_from_wire_names_what_is_wrong(wire: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError) as err:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from doops.cli.context import Cli
 from doops.cli.params import duration, renders
 from doops.cli.render import render
 from doops.cli.views import SANDBOX_STATUS
+from doops.errors import UsageError
 from doops.ops.sandbox import FaultApplied, SandboxUp
 from doops.sandbox import faults_spec as faults
 from doops.sandbox.control import Stopped
@@ -46,8 +50,11 @@ def sandbox() -> None:
 @click.option("--latency", type=click.IntRange(0, 60_000), metavar="MS", help="API latency to add to every call.")
 @click.option("--ttl", default="4h", show_default=True, callback=duration,
               help="Stop by itself after this long (0 = never), so none is left running by accident.")
+@click.option("--exporter", "with_exporter", is_flag=True,
+              help="Also run `doops exporter` on the sandbox, scraped by its Prometheus (job \"doops\").")
 @click.pass_obj
-def up(app: Cli, dir_: str | None, scenario: str | None, latency: int | None, ttl: float) -> None:
+def up(app: Cli, dir_: str | None, scenario: str | None, latency: int | None, ttl: float,
+       with_exporter: bool) -> None:
     """Start the sandbox detached, wait until ready, print its env.sh.
 
     Writes DIR/env.sh (export lines for DIGITALOCEAN_API_URL, DIGITALOCEAN_ACCESS_TOKEN, DOOPS_CONFIG,
@@ -62,7 +69,7 @@ def up(app: Cli, dir_: str | None, scenario: str | None, latency: int | None, tt
     from doops.ops import sandbox as ops
 
     d = _dir(dir_)
-    with _progress(app, f"starting sandbox in {d}"):
+    with _progress(app, f"starting sandbox in {d}"), _exporter_switch(with_exporter):
         result = ops.up(d, scenario, latency, ttl)
     if result.already_running:
         click.echo(f"doops: sandbox already running in {d}", err=True)
@@ -74,6 +81,25 @@ def up(app: Cli, dir_: str | None, scenario: str | None, latency: int | None, tt
         sys.stdout.write(result.env)
     else:
         render(result, app.output)
+
+
+@contextlib.contextmanager
+def _exporter_switch(on: bool) -> Iterator[None]:
+    """The supervisor inherits this process's environment: DOOPS_SANDBOX_EXPORTER=1 asks it for the exporter."""
+    from doops.sandbox.supervisor import EXPORTER_ENV
+
+    if not on:
+        yield
+        return
+    before = os.environ.get(EXPORTER_ENV)
+    os.environ[EXPORTER_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(EXPORTER_ENV, None)
+        else:
+            os.environ[EXPORTER_ENV] = before
 
 
 @renders(text="shell text (env.sh)")
@@ -259,6 +285,35 @@ def bad_release(app: Cli, app_name: str, dir_: str | None) -> None:
       doops app rollback learnhub-api --yes        # back to the release before it, verified
     """
     _apply(app, dir_, faults.BadRelease(app_name))
+
+
+@renders(FaultApplied)
+@fault.command("tls")
+@click.argument("app_name", metavar="APP")
+@click.option("--max-version", type=click.Choice(faults.Tls.MAX_VERSIONS),
+              help="Highest TLS version the HTTPS live URL offers (1.2: a TLS 1.3 handshake is refused).")
+@click.option("--expires-in", metavar="DURATION", callback=duration,
+              help="Serve a certificate (same CA) that expires this long from now, e.g. 5d.")
+@click.option("--no-hsts", is_flag=True, help="Answer HTTPS without the Strict-Transport-Security header.")
+@dir_option
+@click.pass_obj
+def tls(app: Cli, app_name: str, max_version: str | None, expires_in: float | None, no_hsts: bool,
+        dir_: str | None) -> None:
+    """Degrade APP's HTTPS live URL (`apps_tls` in the sandbox state): offer only TLS 1.2, serve a certificate
+    about to expire, or drop HSTS. A second tls fault on APP replaces the first; `fault clear` restores TLS 1.3,
+    the normal certificate and HSTS.
+
+    \b
+    Example:
+      doops sandbox fault tls learnhub-api --max-version 1.2 --expires-in 5d --no-hsts
+    """
+    if max_version is None and expires_in is None and not no_hsts:
+        raise UsageError("sandbox fault tls needs at least one of --max-version, --expires-in, --no-hsts",
+                         hint="e.g. doops sandbox fault tls APP --max-version 1.2")
+    if expires_in is not None and expires_in > 825 * 86400:
+        raise click.BadParameter("at most 825d (the longest a server certificate may be valid)",
+                                 param_hint="--expires-in")
+    _apply(app, dir_, faults.Tls(app_name, max_version, expires_in, not no_hsts))
 
 
 @renders(FaultApplied)

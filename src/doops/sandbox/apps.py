@@ -19,26 +19,59 @@ ingress (its live URL) and its components' containers. Endpoints:
   ``learnhub_component_replicas`` (gauges per component),
   ``learnhub_app_healthy``, ``process_start_time_seconds``. (``up`` itself is Prometheus' own series, so
   the per-component liveness gauge is ``learnhub_component_up``.)
+
+HTTPS (:meth:`AppServer.enable_tls`): a second port serves the same answers over TLS with a certificate signed
+by the sandbox CA for 127.0.0.1, localhost and the app's ingress host name; TLS 1.2 and 1.3 offered, every
+HTTPS answer carries ``Strict-Transport-Security``. The plain HTTP live URL stays as it is. The tls fault
+(:meth:`AppServer.set_tls`) caps the version at 1.2, swaps in a certificate about to expire, or drops HSTS.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import ssl
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http.server import ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from doops.sandbox.loopback import KeepAliveHandler, LoopbackServer
 
+if TYPE_CHECKING:
+    from doops.sandbox.tls import SandboxCA
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HEALTH_PATH = "/health"  # App Platform's health check path when the spec names none
+HSTS = "max-age=31536000"  # the Strict-Transport-Security value of every HTTPS answer (one year)
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """What an app's HTTPS port offers: the highest TLS version, the certificate's lifetime (None: the normal
+    825-day one; else seconds from when it was set) and whether answers carry HSTS. The default is healthy."""
+
+    max_version: str = "1.3"
+    expires_in: float | None = None
+    hsts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_version not in TLS_VERSIONS:
+            raise ValueError(f"max_version must be one of {', '.join(TLS_VERSIONS)}")
+        if self.expires_in is not None and self.expires_in <= 0:
+            raise ValueError("expires_in must be > 0 seconds")
+
+    @property
+    def is_default(self) -> bool:
+        return self == TlsSettings()
 
 
 @dataclass(frozen=True)
@@ -102,6 +135,7 @@ def _labels(**kv: str) -> str:
 
 class _Server(ThreadingHTTPServer):
     app: AppServer
+    tls: bool = False  # the HTTPS port (answers carry HSTS unless the tls fault dropped it)
 
 
 class _Handler(KeepAliveHandler):
@@ -119,7 +153,10 @@ class _Handler(KeepAliveHandler):
         self.drain_body()
         path = urlsplit(self.path).path
         status, ctype, body = self.server.app.respond(path)
-        self.reply(status, {"Content-Type": ctype}, body, head=head)
+        headers = {"Content-Type": ctype}
+        if getattr(self.server, "tls", False) and self.server.app.tls_settings().hsts:
+            headers["Strict-Transport-Security"] = HSTS
+        self.reply(status, headers, body, head=head)
         self.server.app.observe(self.command, path, status, time.perf_counter() - t0)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -154,6 +191,13 @@ class AppServer:
         # Whether the release the app runs is broken (the API twin's bad-release fault); asked on each request,
         # outside this server's lock.
         self.release_broken: Callable[[], bool] | None = None
+        self._tls: LoopbackServer | None = None  # the HTTPS port, once enable_tls ran
+        self._tls_ca: SandboxCA | None = None
+        self._tls_dir: Path | None = None
+        self._tls_hosts: tuple[str, ...] = ()
+        self._tls_settings = TlsSettings()
+        self._tls_default_cert: tuple[Path, Path] | None = None
+        self.tls_not_after: dt.datetime | None = None  # the certificate the HTTPS port serves now
 
     @property
     def url(self) -> str:
@@ -177,8 +221,82 @@ class AppServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the port."""
+        """Stop serving and close the port (and the HTTPS one)."""
         self._server.stop()
+        if self._tls is not None:
+            self._tls.stop()
+
+    # -- HTTPS ----------------------------------------------------------------------------------------
+
+    def enable_tls(self, ca: SandboxCA, directory: Path, hosts: Sequence[str] = ()) -> str:
+        """Serve HTTPS on a second free loopback port with a certificate ``ca`` signs for 127.0.0.1, localhost
+        and ``hosts`` (the app's ingress host name); TLS 1.2 and 1.3, HSTS. Returns the HTTPS URL."""
+        if self._tls is not None:
+            raise RuntimeError(f"app {self.name} already serves HTTPS")
+        self._tls_ca, self._tls_dir, self._tls_hosts = ca, directory, tuple(hosts)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._tls_default_cert = self._issue(None)
+        ctx = self._tls_context(TlsSettings())
+        self._tls = LoopbackServer(_Handler, f"app-{self.name}-tls", ssl_context=ctx, app=self, tls=True).start()
+        log.info("app %s serves HTTPS on %s", self.name, self.tls_url)
+        return str(self.tls_url)
+
+    @property
+    def tls_url(self) -> str | None:
+        """https://127.0.0.1:<port>, or None before enable_tls."""
+        return self._tls.url if self._tls is not None and self._tls.running else None
+
+    def tls_settings(self) -> TlsSettings:
+        with self._lock:
+            return self._tls_settings
+
+    def set_tls(self, settings: TlsSettings) -> dt.datetime | None:
+        """Offer ``settings`` to new connections (open ones are closed, as a server reload does); returns the
+        served certificate's expiry. A short ``expires_in`` issues a new certificate from the same CA."""
+        if self._tls is None:
+            raise RuntimeError(f"app {self.name} serves no HTTPS")
+        ctx = self._tls_context(settings)
+        with self._lock:
+            self._tls_settings = settings
+        self._tls.set_ssl_context(ctx)
+        return self.tls_not_after
+
+    def _issue(self, valid_for: float | None) -> tuple[Path, Path]:
+        from doops.sandbox.tls import SERVER_CERT_VALIDITY
+
+        assert self._tls_ca is not None and self._tls_dir is not None
+        stem = f"app-{self.name}" + ("" if valid_for is None else "-expiring")
+        issued = self._tls_ca.issue(self._tls_dir / f"{stem}.crt", self._tls_dir / f"{stem}.key",
+                                    common_name=self._tls_hosts[0] if self._tls_hosts else "127.0.0.1",
+                                    hosts=self._tls_hosts,
+                                    valid_for=SERVER_CERT_VALIDITY if valid_for is None
+                                    else dt.timedelta(seconds=valid_for))
+        return issued.cert, issued.key
+
+    def _tls_context(self, settings: TlsSettings) -> ssl.SSLContext:
+        from cryptography import x509
+
+        if settings.expires_in is not None:
+            cert, key = self._issue(settings.expires_in)
+        else:
+            assert self._tls_default_cert is not None, "enable_tls first"
+            cert, key = self._tls_default_cert
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.maximum_version = TLS_VERSIONS[settings.max_version]
+        ctx.load_cert_chain(cert, key)
+        self.tls_not_after = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+        return ctx
+
+    def tls_fault(self) -> dict[str, Any] | None:
+        """The tls fault in force (for the fault list), or None while the HTTPS port offers the defaults."""
+        settings = self.tls_settings()
+        if settings.is_default:
+            return None
+        out: dict[str, Any] = {"kind": "tls", "app": self.name, **asdict(settings)}
+        if self.tls_not_after is not None:
+            out["not_after"] = self.tls_not_after.isoformat()
+        return out
 
     @property
     def running(self) -> bool:
@@ -361,6 +479,10 @@ class AppFleet:
 
     def __contains__(self, name: object) -> bool:
         return name in self.apps
+
+    def tls_urls(self) -> dict[str, str]:
+        """{app: https URL} of the apps serving HTTPS."""
+        return {name: url for name, app in self.apps.items() if (url := app.tls_url)}
 
     def scrape_targets(self) -> dict[str, list[str]]:
         """{job: [host:port]} for PrometheusRunner — one job per app."""

@@ -150,6 +150,38 @@ class BadRelease(FaultSpec):
 
 
 @dataclass(frozen=True)
+class Tls(FaultSpec):
+    """Degrade an app's HTTPS live URL: offer at most TLS ``max_version`` ("1.2": a TLS 1.3 handshake fails),
+    serve a certificate from the same CA that expires ``expires_in`` seconds from now, drop HSTS (``hsts``
+    False). Each tls fault on an app replaces the one before; ``clear`` restores TLS 1.3, the normal
+    certificate and HSTS."""
+
+    kind: ClassVar[str] = "tls"
+    MAX_VERSIONS: ClassVar[tuple[str, ...]] = ("1.2", "1.3")
+    app: str
+    max_version: str | None = None
+    expires_in: float | None = None
+    hsts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_version is not None and self.max_version not in self.MAX_VERSIONS:
+            raise ValueError(f"tls max_version must be one of {', '.join(self.MAX_VERSIONS)}")
+        if self.expires_in is not None and not 0 < self.expires_in <= 825 * 86400:
+            raise ValueError("tls expires_in must be within 0..825 days")
+        if self.max_version is None and self.expires_in is None and self.hsts:
+            raise ValueError("a tls fault needs max_version, expires_in or hsts false")
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> Self:
+        hsts = data.get("hsts", True)
+        if not isinstance(hsts, bool):
+            raise TypeError("hsts must be true or false")
+        expires = data.get("expires_in")
+        return cls(str(data["app"]), _opt_str(data.get("max_version")),
+                   None if expires is None else float(expires), hsts)
+
+
+@dataclass(frozen=True)
 class SpacesReplication(FaultSpec):
     """Pause or resume the bucket replicator."""
 
@@ -173,7 +205,7 @@ class Clear(FaultSpec):
     kind: ClassVar[str] = "clear"
 
 
-ALL: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, DbStop, DbLag, AppUnhealthy, BadRelease,
+ALL: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, DbStop, DbLag, AppUnhealthy, BadRelease, Tls,
                                      SpacesReplication, Clear)
 # what the API twin applies itself
 TWIN: tuple[type[FaultSpec], ...] = (Latency, HttpError, Throttle, AppUnhealthy, BadRelease)

@@ -27,6 +27,20 @@ class _TrackingServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        # HTTPS: each accepted connection is wrapped with the context set now, so swapping it changes what new
+        # connections are offered (certificate, protocol versions) without closing the port.
+        self.ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        conn, addr = self.socket.accept()
+        ctx = self.ssl_context
+        if ctx is None:
+            return conn, addr
+        try:  # the handshake itself happens in the request's thread, on its first read
+            return ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), addr
+        except (OSError, ValueError) as exc:  # an OSError is what serve_forever skips a bad connection on
+            conn.close()
+            raise OSError(f"TLS wrap failed: {exc}") from exc
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -110,9 +124,7 @@ class LoopbackServer:
 
     def start(self) -> LoopbackServer:
         httpd = _TrackingServer((self.host, self.requested_port), self.handler)
-        if self.ssl_context is not None:
-            httpd.socket = self.ssl_context.wrap_socket(httpd.socket, server_side=True,
-                                                        do_handshake_on_connect=False)
+        httpd.ssl_context = self.ssl_context
         for key, value in self.attrs.items():
             setattr(httpd, key, value)
         self.httpd = httpd
@@ -120,6 +132,16 @@ class LoopbackServer:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def set_ssl_context(self, ctx: ssl.SSLContext) -> None:
+        """Serve new connections with ``ctx`` (an HTTPS server's reload) and close the open ones, so a kept-alive
+        client reconnects and meets the new certificate and protocol versions."""
+        if self.ssl_context is None:
+            raise ValueError(f"{self.name} serves plain HTTP")
+        self.ssl_context = ctx
+        if self.httpd is not None:
+            self.httpd.ssl_context = ctx
+            self.httpd.close_connections()
 
     @property
     def port(self) -> int:

@@ -9,6 +9,12 @@ Caveats that matter to callers:
   run one twin per process at a time.
 - moto accepts any credentials; access_key/secret_key are used by the clients but not enforced.
 - Lifecycle rules are stored and readable, but moto never expires objects.
+- Bucket policies, ACLs (bucket and object), CORS rules and versioning are stored and read back as S3 does
+  (GetBucketPolicy, GetBucketAcl, GetObjectAcl, GetBucketCors, GetBucketVersioning), but moto enforces none of
+  them: an anonymous GET works on a private bucket too, and every answer carries
+  ``Access-Control-Allow-Origin: *`` whatever the CORS rules say. Judge a bucket by what the Get calls return.
+- By default both buckets are private (owner FULL_CONTROL only, no policy, no CORS rules) and versioned
+  (``VERSIONED``: a deleted or overwritten upload can be recovered; replication needs it on both sides).
 
 Cross-region replication is emulated by ``SpacesReplicator``: a thread polling both buckets
 (list_objects_v2, paginated) and copying new/changed objects after ``delay`` seconds. Deletes ARE
@@ -38,6 +44,8 @@ REPLICA_REGION = "ams3"
 CACHE_STATIC = "public, max-age=31536000, immutable"
 CACHE_API = "public, max-age=300"
 CACHE_MEDIA = "public, max-age=86400"
+
+VERSIONED = (PRIMARY_BUCKET, REPLICA_BUCKET)  # versioning Enabled at start (see the module docstring)
 
 UPLOADS_LIFECYCLE_RULE: dict[str, Any] = {
     "ID": "expire-uploads",
@@ -101,6 +109,15 @@ def list_all_objects(client: Any, bucket: str) -> dict[str, str]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
             out[obj["Key"]] = obj["ETag"]
+    return out
+
+
+def _all_versions(client: Any, bucket: str) -> list[dict[str, str]]:
+    """Every object version and delete marker of a bucket, as delete_objects takes them."""
+    out: list[dict[str, str]] = []
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            out.append({"Key": v["Key"], "VersionId": v["VersionId"]})
     return out
 
 
@@ -334,6 +351,9 @@ class SpacesTwin:
         try:
             for bucket, region in self.buckets.items():
                 self._create_bucket(bucket, region)
+                if bucket in VERSIONED:
+                    self.client(region).put_bucket_versioning(
+                        Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             if self.seed:
                 self.seed_content()
             self.replicator = SpacesReplicator(self.client(), PRIMARY_BUCKET, REPLICA_BUCKET,
@@ -377,10 +397,9 @@ class SpacesTwin:
             for bucket, region in self.buckets.items():
                 try:
                     c = self.client(region)
-                    keys = list(list_all_objects(c, bucket))
-                    for i in range(0, len(keys), 1000):
-                        c.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k}
-                                                                            for k in keys[i:i + 1000]]})
+                    objects = _all_versions(c, bucket)  # a versioned bucket is empty only without versions
+                    for i in range(0, len(objects), 1000):
+                        c.delete_objects(Bucket=bucket, Delete={"Objects": objects[i:i + 1000]})
                     c.delete_bucket(Bucket=bucket)
                 except Exception as exc:
                     log.debug("cleanup of bucket %s skipped: %s", bucket, exc)

@@ -39,6 +39,7 @@ log = logging.getLogger("doops.sandbox")
 
 DB_CLUSTER = "learnhub-db"
 DB_STANDBY = "learnhub-db-standby"
+EXPORTER_ENV = "DOOPS_SANDBOX_EXPORTER"  # "1": run `doops exporter` beside the sandbox (sandbox up --exporter)
 SCALED_APPS_SERVER = "scaled-apps"  # one loopback server answering for every API-only (scaled) app
 ADMIN_HEADER = "x-doops-admin"
 
@@ -97,6 +98,9 @@ class Supervisor:
         self.cdn: dict[str, Any] = {}  # endpoint id -> CdnProxy
         self.prom: Any = None
         self.pushgateway: Any = None  # Pushgateway, where drills push their metrics (scraped by self.prom)
+        # `doops sandbox up --exporter` (env DOOPS_SANDBOX_EXPORTER=1) or the scenario's sandbox.exporter: true
+        self.with_exporter = os.environ.get(EXPORTER_ENV) == "1"
+        self.exporter: Any = None  # the `doops exporter` child (ExporterChild), scraped by self.prom as job "doops"
         self.twin: Any = None
         self.world: Any = None
         self.dns: Any = None  # DnsServer: authoritative for the twin's domains
@@ -114,6 +118,7 @@ class Supervisor:
             faults_spec.DbLag: self._db_lag,
             faults_spec.AppUnhealthy: self._app_unhealthy,
             faults_spec.BadRelease: self._bad_release,
+            faults_spec.Tls: self._tls_fault,
             faults_spec.SpacesReplication: self._spaces_replication,
             faults_spec.Clear: self._clear_faults,
         }
@@ -132,6 +137,7 @@ class Supervisor:
 
         scenario = load_scenario(self.scenario_path)
         overrides = scenario.data.get("sandbox") or {}
+        self.with_exporter = self.with_exporter or bool(overrides.get("exporter"))
         replication_delay = float(overrides.get("spaces_replication_delay", 2.0))
         self.ca = SandboxCA.create(self.dir / "tls", label=self.id_seed[:8])
         self.base_dir = pg_base_dir(self.dir)
@@ -150,10 +156,13 @@ class Supervisor:
             cache_future.result()
             db_future.result()
         self._timed("twin", lambda: self._start_twin(scenario))
+        self._timed("app_tls", self._start_app_tls)
         self._timed("dns", self._start_dns)
         self._timed("cdn", self._start_cdn)
         self._timed("prometheus_targets", self._wait_prometheus_targets)
         self._start_control()
+        if self.with_exporter:
+            self._timed("exporter", self._start_exporter)
         self._write_files()
 
     def _start_postgres(self, scenario: Any) -> None:
@@ -255,6 +264,12 @@ class Supervisor:
             request_log_path=self.dir / "twin-requests.jsonl",
         ).start()
 
+    def _start_app_tls(self) -> None:
+        """Every app server also serves HTTPS, its certificate (sandbox CA) naming the app's ingress host."""
+        for name, server in self.apps.apps.items():
+            app = self.world.find_app_by_name(name)
+            server.enable_tls(self.ca, self.dir / "tls", [app.hostname] if app is not None else [])
+
     def _wire_releases(self) -> None:
         """Each app's live server asks the twin whether its active deployment runs a bad release."""
         import functools
@@ -347,6 +362,30 @@ class Supervisor:
         self.notes.append("prometheus has not scraped every app yet")
         log.warning(self.notes[-1])
 
+    def _start_exporter(self) -> None:
+        """`doops exporter` as a child, with this sandbox's config and token, scraped by its Prometheus (job
+        "doops"); a failure is a note, as for Prometheus."""
+        from doops.sandbox.exporter_child import SCRAPE_JOB, ExporterChild
+
+        state = self.state()
+        _write_private(self.dir / CONFIG_FILE, self._config_yaml(state))  # the exporter reads it at start
+        env = {"DIGITALOCEAN_API_URL": state["api_url"], "DIGITALOCEAN_ACCESS_TOKEN": self.token,
+               "DOOPS_CONFIG": str(self.dir / CONFIG_FILE), "AWS_ENDPOINT_URL_S3": self.spaces.endpoint_url,
+               "SPACES_ACCESS_KEY_ID": self.spaces_key, "SPACES_SECRET_ACCESS_KEY": self.spaces_secret}
+        if self.prom:
+            env["PROMETHEUS_URL"] = self.prom.url
+        try:
+            child = ExporterChild(self.dir / "exporter", env).start()
+        except (OSError, RuntimeError) as exc:
+            self.notes.append(f"doops exporter did not start, running without it: {exc}")
+            log.warning(self.notes[-1])
+            return
+        pidfiles.record_child(self.dir, "exporter", child.pid, child.marker)
+        self.exporter = child
+        if self.prom:
+            self.prom.set_targets({**self.prom.scrape_targets, SCRAPE_JOB: [child.address]})
+            self._wait_prometheus_targets()
+
     def _start_control(self) -> None:
         sup = self
 
@@ -408,9 +447,11 @@ class Supervisor:
                        "secret_key": self.spaces_secret},
             "prometheus_url": self.prom.url if self.prom else None,
             "pushgateway_url": self.pushgateway.url if self.pushgateway else None,
+            "exporter_url": self.exporter.url if self.exporter else None,
             "ca_cert": str(self.ca.cert_path),
             "cdn": {ep_id: proxy.url for ep_id, proxy in self.cdn.items()},
             "apps": {name: app.url for name, app in self.apps.apps.items()},
+            "apps_tls": self.apps.tls_urls(),  # the same servers over HTTPS (sandbox CA, HSTS; the tls fault)
             "dns": {"nameservers": [self.dns.address]} if self.dns else None,
             "notes": self.notes,
         }
@@ -425,6 +466,7 @@ class Supervisor:
             "SPACES_ACCESS_KEY_ID": self.spaces_key,
             "SPACES_SECRET_ACCESS_KEY": self.spaces_secret,
             "DOOPS_SANDBOX_DIR": str(self.dir),
+            "DOOPS_CA_FILE": str(self.ca.cert_path),  # the CA of every TLS server of the sandbox
         }
         if self.prom:
             env["PROMETHEUS_URL"] = self.prom.url
@@ -459,6 +501,8 @@ class Supervisor:
         faults = [f.to_dict() for f in self.world.faults.list()]
         for name, app in self.apps.apps.items():
             faults += [{"kind": "app-unhealthy", "app": name, "component": comp} for comp in app.toggled_unhealthy()]
+            if (tls := app.tls_fault()) is not None:
+                faults.append(tls)
         if self.spaces.replicator is not None and self.spaces.replicator.paused:
             lag = self.spaces.replicator.replication_lag()
             overdue = lag.pending_copies if (lag.oldest_pending_seconds or 0) > lag.delay_seconds else 0
@@ -513,6 +557,18 @@ class Supervisor:
             raise ValueError(f"unknown app {spec.app!r}; known: {known}")
         return self._twin_fault(spec)
 
+    def _tls_fault(self, spec: faults_spec.Tls) -> dict[str, Any]:
+        """The app's HTTPS port offers what the spec says to new connections (replacing an earlier tls fault)."""
+        from doops.sandbox.apps import TlsSettings
+
+        server = self.apps.apps.get(spec.app)
+        if server is None or server.tls_url is None:
+            known = ", ".join(n for n, a in self.apps.apps.items() if a.tls_url)
+            raise ValueError(f"unknown app {spec.app!r}; known: {known}")
+        not_after = server.set_tls(TlsSettings(spec.max_version or "1.3", spec.expires_in, spec.hsts))
+        return {"applied": {**spec.to_wire(), "url": server.tls_url,
+                            "not_after": not_after.isoformat() if not_after else None}}
+
     def _spaces_replication(self, spec: faults_spec.SpacesReplication) -> dict[str, Any]:
         if spec.action == "pause":
             self.spaces.replicator.pause()
@@ -521,10 +577,14 @@ class Supervisor:
         return {"applied": spec.to_wire()}
 
     def _clear_faults(self, spec: faults_spec.Clear) -> dict[str, Any]:
+        from doops.sandbox.apps import TlsSettings
+
         self.world.faults.clear()
         self.world.reset_limits()
         for app in self.apps.apps.values():
             app.set_unhealthy(None, False)
+            if app.tls_fault() is not None:
+                app.set_tls(TlsSettings())  # the defaults: TLS 1.3, the normal certificate, HSTS
         if self.spaces.replicator is not None:
             self.spaces.replicator.resume()
         for name in sorted(self._paused):
@@ -579,6 +639,10 @@ class Supervisor:
             gw = self.pushgateway
             out.append({"name": "pushgateway", "kind": f"pushgateway {gw.version or ''}".strip(), "pid": gw.pid,
                         "port": gw.port, "healthy": gw.running and _port_open(gw.port)})
+        if self.exporter:
+            ex = self.exporter
+            out.append({"name": "exporter", "kind": f"doops exporter {ex.url}/metrics", "pid": ex.pid,
+                        "port": ex.port, "healthy": ex.running and _port_open(ex.port)})
         return out
 
     # -- stop ---------------------------------------------------------------------------------------
@@ -586,6 +650,7 @@ class Supervisor:
     def shutdown(self) -> None:
         steps: list[tuple[str, Any]] = [
             ("control", lambda: self.control.stop() if self.control else None),
+            ("exporter", lambda: self.exporter.stop() if self.exporter else None),
             ("dns", lambda: self.dns.stop() if self.dns else None),
             ("twin", lambda: self.twin.stop() if self.twin else None),
             ("cdn", lambda: [p.stop() for p in self.cdn.values()]),

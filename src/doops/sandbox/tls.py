@@ -12,12 +12,14 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
+SERVER_CERT_VALIDITY = dt.timedelta(days=825)  # the most a browser accepted for a server certificate
 
 
 def _now() -> dt.datetime:
@@ -107,8 +109,10 @@ class SandboxCA:
         """The CA certificate as PEM text (what ``GET /v2/databases/{id}/ca`` serves, base64-encoded)."""
         return self.cert_path.read_text()
 
-    def issue(self, cert_path: Path, key_path: Path, common_name: str = "127.0.0.1") -> IssuedCert:
-        """A server certificate for 127.0.0.1 and localhost signed by this CA (key 0600)."""
+    def issue(self, cert_path: Path, key_path: Path, common_name: str = "127.0.0.1", *,
+              hosts: Sequence[str] = (), valid_for: dt.timedelta = SERVER_CERT_VALIDITY) -> IssuedCert:
+        """A server certificate for 127.0.0.1, localhost and ``hosts`` (DNS names) signed by this CA (key 0600),
+        valid ``valid_for`` from now (a short one is how the tls fault makes a certificate about to expire)."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -117,12 +121,13 @@ class SandboxCA:
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        sans += [x509.DNSName(h) for h in dict.fromkeys(hosts) if h != "localhost"]
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self._cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=825))
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + valid_for)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,

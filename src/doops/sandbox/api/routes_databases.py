@@ -87,11 +87,12 @@ def get_firewall(ctx: Context) -> Response:
 
 
 def put_firewall(ctx: Context) -> Response:
-    """PUT .../firewall: replace all rules; 204."""
+    """PUT .../firewall: replace all rules; 204. A rule of a type outside the spec's enum, an IPv6 or malformed
+    address, an unknown app or over 100 rules is a 422 and changes nothing."""
     c = ctx.world.cluster(ctx.params["database_cluster_uuid"])
     rules = ctx.json_body().get("rules")
     if not isinstance(rules, list):
-        raise ApiError.bad_request("rules must be a list")
+        raise ApiError.unprocessable("rules must be a list of {type, value} objects")
     ctx.world.set_firewall(c, rules)
     return Response(204)
 

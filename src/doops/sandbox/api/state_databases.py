@@ -8,7 +8,9 @@ pool and metrics endpoint shown is the real server's; the rest is synthesised to
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -39,6 +41,17 @@ PG_LIFECYCLE = {
     "17": ("2029-05-08T00:00:00Z", "2029-11-08T00:00:00Z"),
 }
 DEFAULT_VERSIONS = {"pg": "17", "valkey": "8"}  # what /options offers for an engine the backend runs none of
+FIREWALL_RULE_TYPES = ("droplet", "k8s", "ip_addr", "tag", "app")  # the spec's enum
+FIREWALL_MAX_RULES = 100  # "The firewall is limited to 100 rules (or trusted sources)."
+TAG_NAME = re.compile(r"[A-Za-z0-9_:\-]{1,255}")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 class Databases:
@@ -327,15 +340,44 @@ class Databases:
                     got.append(BackupInfo(ts, round(c.storage_size_mib / 1024 * 0.04 + 0.05 * (i % 3), 2)))
         return sorted(got, key=lambda b: b.created_at, reverse=True)
 
-    def set_firewall(self, c: Cluster, rules: Iterable[dict[str, Any]]) -> None:
-        """PUT .../firewall: replace the rules."""
+    def set_firewall(self, c: Cluster, rules: Iterable[Any]) -> None:
+        """PUT .../firewall: replace the rules, each checked first (a 422 changes nothing)."""
         now = self.store.clock()
-        new = []
-        for r in rules:
-            if "type" not in r or "value" not in r:
-                raise ApiError.unprocessable("each rule needs type and value")
-            new.append(self.firewall_rule(c.id, r, now))
-        c.firewall = new
+        checked = [self.check_firewall_rule(r) for r in rules]
+        if len(checked) > FIREWALL_MAX_RULES:
+            raise ApiError.unprocessable(f"a firewall holds at most {FIREWALL_MAX_RULES} rules, not {len(checked)}")
+        c.firewall = [self.firewall_rule(c.id, r, now) for r in checked]
+        c.add_event("cluster_update", now)
+
+    def check_firewall_rule(self, rule: Any) -> dict[str, Any]:
+        """A rule of a PUT .../firewall body, checked as DigitalOcean does (the spec's enum and value forms);
+        ApiError 422 naming what is wrong. An ``app`` rule may name the app (the scenario does) or give its id."""
+        if not isinstance(rule, dict) or "type" not in rule or "value" not in rule:
+            raise ApiError.unprocessable("each rule needs type and value")
+        kind, value = rule["type"], rule["value"]
+        if kind not in FIREWALL_RULE_TYPES:
+            raise ApiError.unprocessable(f"rule type {kind!r} is not one of {', '.join(FIREWALL_RULE_TYPES)}")
+        if not isinstance(value, str) or not value.strip():
+            raise ApiError.unprocessable(f"rule value of a {kind} rule must be a non-empty string")
+        if kind == "ip_addr":
+            try:
+                net = ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ApiError.unprocessable(f"{value!r} is not an IPv4 address or CIDR range") from None
+            if net.version != 4:
+                raise ApiError.unprocessable(f"{value!r}: IPv6 addresses cannot be added as trusted sources")
+        elif kind == "droplet" and not value.isdigit():
+            raise ApiError.unprocessable(f"{value!r} is not a Droplet id (a number)")
+        elif kind == "k8s" and not _is_uuid(value):
+            raise ApiError.unprocessable(f"{value!r} is not a Kubernetes cluster id (a uuid)")
+        elif kind == "tag" and not TAG_NAME.fullmatch(value):
+            raise ApiError.unprocessable(f"{value!r} is not a tag name (letters, digits, '-', '_', ':')")
+        elif kind == "app" and value not in self.store.apps and self.store.find_app_by_name(value) is None:
+            raise ApiError.unprocessable(f"no app {value!r} in this account")
+        out = {"type": kind, "value": value}
+        if isinstance(rule.get("description"), str) and rule["description"]:
+            out["description"] = rule["description"]
+        return out
 
     def firewall_rule(self, cluster_id: str, rule: dict[str, Any], ts: float) -> dict[str, Any]:
         """A firewall rule as the API shows it (an ``app`` rule names the app; the API holds its id)."""
