@@ -266,6 +266,16 @@ class RunbooksConfig:
     paths: list[str] = field(default_factory=list)
 
 
+@dataclass
+class TlsConfig:
+    """Where `doops assess` checks TLS when an app's live URL is not where its TLS is served (the sandbox serves
+    HTTPS on ports of its own), and a CA those checks trust besides the system's (the sandbox's). Empty in
+    production: App Platform live URLs are https and their certificates publicly trusted."""
+
+    ca_file: str | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # app name -> https URL to check instead of its live URL
+
+
 DEFAULT_DRILL_HISTORY_URL_ENV = "DOOPS_DRILL_HISTORY_URL"
 
 
@@ -325,6 +335,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     runbooks: RunbooksConfig = field(default_factory=RunbooksConfig)
     drills: DrillsConfig = field(default_factory=DrillsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     source: str | None = None  # path it was read from, None for built-in defaults
 
     def database(self, name: str | None = None) -> DatabaseConfig | None:

@@ -38,3 +38,22 @@ def test_invalid_names_line_and_key(text: str, expected: str) -> None:
         parse_config(text, "f.yaml")
     assert expected in str(info.value)
     assert str(info.value).startswith("f.yaml")
+
+
+def test_tls_section_names_where_tls_is_checked_and_the_ca(tmp_path: Path) -> None:
+    cfg = parse_config("tls:\n  ca_file: /x/ca.pem\n  urls: {learnhub-api: 'https://127.0.0.1:8443'}\n", "f.yaml")
+    assert cfg.tls.ca_file == "/x/ca.pem" and cfg.tls.urls == {"learnhub-api": "https://127.0.0.1:8443"}
+    assert parse_config("", "f.yaml").tls.urls == {}
+
+
+def test_a_tls_context_trusting_a_private_ca_and_a_bad_ca_file(tmp_path: Path) -> None:
+    from doops.clients.http import tls_context, tls_context_trusting
+    from doops.errors import UsageError
+    from doops.sandbox.tls import SandboxCA
+
+    assert tls_context_trusting(None) is tls_context()
+    ca = SandboxCA.create(tmp_path / "ca")
+    ctx = tls_context_trusting(str(ca.cert_path))
+    assert ctx is not tls_context() and ctx.cert_store_stats()["x509_ca"] >= 1
+    with pytest.raises(UsageError, match="CA file"):
+        tls_context_trusting(str(tmp_path / "absent.pem"))

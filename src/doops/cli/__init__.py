@@ -15,17 +15,20 @@ import click
 
 from doops import __version__
 from doops.cli.params import check_format, check_table_columns
+from doops.cli.render import FORMATS
 from doops.errors import DoopsError, ExitCode
 
 # name -> (module, attribute, short help shown by `doops --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "app": ("doops.cli.app", "app", "Roll back, redeploy or restart an app, verified healthy, with compute RTO."),
+    "assess": ("doops.cli.assess", "assess", "Can the deployment meet its objectives, and where is it exposed?"),
     "audit": ("doops.cli.audit", "audit", "Read the audit journal: who did what, where, with what outcome."),
     "auth": ("doops.cli.auth", "auth", "Show which DigitalOcean token is used and prove it works."),
     "cdn": ("doops.cli.cdn", "cdn", "Purge CDN paths within DigitalOcean's limits, verified fresh at the edge."),
     "db": ("doops.cli.db", "db", "Point-in-time recovery into a new cluster, verified, with RTO and RPO."),
     "dns": ("doops.cli.dns", "dns", "Check the failover records at the authoritative name servers (Nagios codes)."),
     "drill": ("doops.cli.drill", "drill", "Runbooks as scheduled DR drills: history, trends, reports, metrics."),
+    "exporter": ("doops.cli.exporter", "exporter", "Serve `doops status` as Prometheus metrics (/metrics, /healthz)."),
     "failover": ("doops.cli.failover", "failover", "Promote a DB replica, or move an app to its standby region."),
     "runbook": ("doops.cli.runbook", "runbook", "Validate, plan and run YAML recovery runbooks; measure RTO and RPO."),
     "sandbox": ("doops.cli.sandbox", "sandbox", "Run a local DigitalOcean twin with real servers."),
@@ -99,7 +102,7 @@ def add_output_options(cmd: click.Command) -> None:
     if getattr(cmd, "_doops_output_options", False):
         return
     cmd.params += [
-        click.Option(["-o", "--output"], type=click.Choice(["table", "json", "yaml"]), default=None,
+        click.Option(["-o", "--output"], type=click.Choice(list(FORMATS)), default=None,
                      expose_value=False, callback=_set_output("fmt"), help="Result format (as before the command)."),
         click.Option(["--format"], metavar="COL,COL", default=None, expose_value=False,
                      callback=_set_output("columns"), help="Table columns to show, in order."),
@@ -189,7 +192,7 @@ def _error(message: str, hint: str | None) -> None:
               help="doctl auth context to take the token from.")
 @click.option("--config", "config_path", metavar="PATH", envvar="DOOPS_CONFIG",
               help="doops config file (env DOOPS_CONFIG; default ~/.config/doops/doops.yaml).")
-@click.option("-o", "--output", "output", type=click.Choice(["table", "json", "yaml"]), default="table",
+@click.option("-o", "--output", "output", type=click.Choice(list(FORMATS)), default="table",
               show_default=True, help="Result format.")
 @click.option("--format", "columns", metavar="COL,COL", help="Table columns to show, in order.")
 @click.option("--no-header", is_flag=True, help="Tables: tab-separated rows without a header.")

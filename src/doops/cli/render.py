@@ -1,4 +1,5 @@
-"""The one renderer: a result as a table (rich), JSON or YAML; only the result goes to stdout.
+"""The one renderer: a result as a table (rich), GitHub-flavoured markdown, JSON or YAML; only the result goes
+to stdout.
 
 Operations return dataclasses and know nothing of tables. A ``View`` (``cli/views.py``) says how one result
 type looks as tables and which columns ``--format`` may name; JSON and YAML come from ``doops.serialize``
@@ -18,7 +19,7 @@ from doops.errors import UsageError
 from doops.masking import mask
 from doops.serialize import to_data
 
-FORMATS = ("table", "json", "yaml")
+FORMATS = ("table", "json", "yaml", "markdown")
 
 
 @dataclass
@@ -128,6 +129,27 @@ def render_table(sections: list[TableSection], opts: OutputOptions, stream: IO[s
         console.print(table)
 
 
+def _md_cell(value: Any) -> str:
+    """A cell of a GitHub-flavoured markdown table: pipes escaped, line breaks as <br> (a raw one ends the row)."""
+    text = mask(_cell(value)).replace("\\", "\\\\").replace("|", "\\|")
+    return "<br>".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
+def render_markdown(sections: list[TableSection], opts: OutputOptions, stream: IO[str]) -> None:
+    """Each table as a GitHub-flavoured markdown table, its title as a heading: a report to paste into an
+    issue, a wiki page or a pull request. ``--format`` narrows the columns as for tables."""
+    parts: list[str] = []
+    for section in select_columns(sections, opts.columns):
+        lines: list[str] = []
+        if section.title:
+            lines += [f"### {_md_cell(section.title)}", ""]
+        lines.append("| " + " | ".join(_md_cell(c) for c in section.columns) + " |")
+        lines.append("|" + "|".join(" --- " for _ in section.columns) + "|")
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+        parts.append("\n".join(lines))
+    stream.write("\n\n".join(parts) + ("\n" if parts else ""))
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -149,7 +171,10 @@ def render(result: Any, opts: OutputOptions, view: View | None = None, stream: I
         undeclared = {c for s in sections for c in s.columns} - set(view.columns)
         if undeclared:  # a view must declare every column it shows, or --format would refuse it up front
             raise RuntimeError(f"view shows undeclared columns {sorted(undeclared)}")
-        render_table(sections, opts, out)
+        if opts.fmt == "markdown":
+            render_markdown(sections, opts, out)
+        else:
+            render_table(sections, opts, out)
     out.flush()
 
 

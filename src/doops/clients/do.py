@@ -10,7 +10,7 @@ import ipaddress
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from doops.clients.http import ResilientHttp
@@ -36,6 +36,9 @@ from doops.clients.models import (
     UptimeCheck,
 )
 from doops.errors import ApiError, ApiUnavailable, ApiUnreachable, UsageError, api_error_for
+
+if TYPE_CHECKING:
+    from doops.clients.posture import AppPosture, ClusterPosture, FirewallRule, SpacesKey
 
 DEFAULT_API_URL = "https://api.digitalocean.com"
 PER_PAGE = 200
@@ -412,3 +415,31 @@ class DOClient:
     def list_app_endpoints(self) -> list[AppEndpoint]:
         """GET /v2/apps (paginated): every app's region, data centers, default ingress host and live URL."""
         return [AppEndpoint.from_api(d) for d in self.paginate("apps.list", "apps")]
+
+    # `doops assess`: how each resource is deployed (clients/posture.py). Read-only calls, each in the spec.
+
+    def database_clusters_posture(self, tag: str | None = None) -> list[tuple[DatabaseCluster, ClusterPosture]]:
+        """GET /v2/databases once: each cluster as status sees it and its deployment (nodes, VPC, TLS, rules)."""
+        from doops.clients.posture import ClusterPosture
+
+        body = self.call("databases.list_clusters", **({"tag_name": tag} if tag else {})) or {}
+        return [(DatabaseCluster.from_api(d), ClusterPosture.from_api(d)) for d in body.get("databases") or []]
+
+    def database_firewall(self, cluster_id: str) -> list[FirewallRule]:
+        """GET /v2/databases/{uuid}/firewall (databases_list_firewall_rules): the cluster's trusted sources."""
+        from doops.clients.posture import FirewallRule
+
+        body = self.call("databases.list_firewall_rules", cluster_id) or {}
+        return [FirewallRule.from_api(r) for r in body.get("rules") or []]
+
+    def apps_posture(self) -> list[tuple[App, AppPosture]]:
+        """GET /v2/apps (paginated) once: each app as status sees it and its spec's instances and health checks."""
+        from doops.clients.posture import AppPosture
+
+        return [(App.from_api(d), AppPosture.from_api(d)) for d in self.paginate("apps.list", "apps")]
+
+    def spaces_keys(self) -> list[SpacesKey]:
+        """GET /v2/spaces/keys (paginated): every Spaces key's name and grants; secrets are never returned."""
+        from doops.clients.posture import SpacesKey
+
+        return [SpacesKey.from_api(d) for d in self.paginate("spaces_key.list", "keys")]

@@ -64,6 +64,19 @@ def tls_context() -> ssl.SSLContext:
     return _tls_future().result()
 
 
+def tls_context_trusting(ca_file: str | None) -> ssl.SSLContext:
+    """The process's context, or (``ca_file`` given) a new one that also trusts that CA: for probes of servers a
+    private CA signs (the sandbox's live URLs), never for the API."""
+    if not ca_file:
+        return tls_context()
+    ctx = httpx.create_ssl_context(verify=True, trust_env=True)
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot read the CA file {ca_file}: {exc}", hint="fix tls.ca_file in the config") from None
+    return ctx
+
+
 def prepare_tls() -> None:
     """Start making the TLS context in the background: OpenSSL parses the CA bundle without holding the GIL,
     so on a cold start it overlaps the imports that follow instead of adding to them."""

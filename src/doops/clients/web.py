@@ -30,11 +30,12 @@ class Probe:
 class WebClient:
     """One pooled httpx client with short timeouts, following redirects like a browser."""
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    def __init__(self, timeout: float = 5.0, verify: Any = None) -> None:
+        """``verify``: an ssl.SSLContext to use instead of the process's (one trusting a private CA)."""
         from doops.clients.http import httpx, tls_context  # httpx without its CLI, the process's TLS context
 
-        self._client = httpx.Client(verify=tls_context(), timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-                                    follow_redirects=True)
+        self._client = httpx.Client(verify=verify or tls_context(),
+                                    timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)), follow_redirects=True)
 
     def probe(self, method: str, url: str, headers: dict[str, str] | None = None, *, keep_body: bool = False,
               max_body: int = 1 << 20, timeout: float | None = None) -> Probe:

@@ -710,6 +710,9 @@ def sandbox_config(state: dict[str, Any], cdn_origins: dict[str, str]) -> dict[s
         cfg["dns"] = {"nameservers": list(state["dns"]["nameservers"]),
                       "failover_records": [{"domain": "learnhub.example", "name": "api", "type": "CNAME",
                                             "app": "learnhub-api"}]}
+    if state.get("apps_tls"):
+        # the live URLs are plain HTTP on loopback; TLS is served on ports of its own, signed by the sandbox CA
+        cfg["tls"] = {"ca_file": state["ca_cert"], "urls": dict(state["apps_tls"])}
     if state.get("pushgateway_url"):  # named only when it runs, as Prometheus is
         cfg["drills"] = {"pushgateway_url": state["pushgateway_url"]}
     if state.get("prometheus_url"):
