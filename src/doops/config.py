@@ -366,7 +366,7 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
     import yaml
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when built in
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -494,11 +494,18 @@ def _err(filename: str, node: Any, key: str, problem: str, hint: str | None = No
     return ConfigError(f"{where}: key '{key or '<root>'}': {problem}", hint=hint)
 
 
+def _plain(node: Any) -> Any:
+    """The plain value of a composed node (the safe constructor, without serializing and parsing again)."""
+    from yaml.constructor import SafeConstructor
+
+    return SafeConstructor().construct_document(node)
+
+
 def _build(tp: Any, node: Any, filename: str, key: str) -> Any:
     import yaml
 
     if tp is Any:  # free-form values (drill inputs): plain YAML data
-        return yaml.safe_load(yaml.serialize(node))
+        return _plain(node)
     origin = typing.get_origin(tp)
     if origin is dict:
         _, value_tp = typing.get_args(tp)
@@ -541,7 +548,7 @@ def _build(tp: Any, node: Any, filename: str, key: str) -> Any:
         return typing.cast(Any, tp)(**kwargs)
     if not isinstance(node, yaml.ScalarNode):
         raise _err(filename, node, key, f"expected a {getattr(tp, '__name__', tp)} value")
-    value = yaml.safe_load(yaml.serialize(node))
+    value = _plain(node)
     try:
         if tp is Duration:
             return Duration(parse_duration(value))

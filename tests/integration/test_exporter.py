@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,12 +48,12 @@ class Running:
         return None
 
 
-@pytest.fixture
-def exporter(sandbox: Sandbox, tmp_path: Path) -> Iterator[Running]:
+@contextlib.contextmanager
+def running_exporter(sandbox: Sandbox, tmp_path: Path, *extra: str) -> Iterator[Running]:
     port = free_port()
     log = (tmp_path / "exporter.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "doops", "exporter", "--listen", f"127.0.0.1:{port}",
-                             "--interval", f"{INTERVAL:g}s"],
+                             "--interval", f"{INTERVAL:g}s", *extra],
                             env={**os.environ, **sandbox.env}, stdout=log, stderr=subprocess.STDOUT)
     running = Running(proc, f"http://127.0.0.1:{port}")
     try:
@@ -64,6 +65,12 @@ def exporter(sandbox: Sandbox, tmp_path: Path) -> Iterator[Running]:
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+@pytest.fixture
+def exporter(sandbox: Sandbox, tmp_path: Path) -> Iterator[Running]:
+    with running_exporter(sandbox, tmp_path) as running:
+        yield running
 
 
 def test_metrics_have_the_right_values(exporter: Running) -> None:
@@ -90,17 +97,23 @@ def test_app_unhealthy_turns_the_health_metric_crit_then_back(sandbox: Sandbox, 
              what="apps health back to 0")
 
 
-def test_a_throttled_api_slows_it_without_failing_evaluations(sandbox: Sandbox, exporter: Running) -> None:
+def test_a_throttled_api_slows_it_without_failing_evaluations(sandbox: Sandbox, tmp_path: Path) -> None:
     """Honest under 429: evaluations keep finishing (success stays 1), the 429s are counted, and checks the
-    API would not answer in time say unknown rather than ok."""
-    before = exporter.value("doops_exporter_evaluations_total") or 0
-    sandbox.fault(kind="throttle", per_minute=5)
-    wait_for(lambda: (exporter.value("doops_api_requests_total", status="429") or 0) > 0, timeout=60,
-             what="429 answers counted")
-    wait_for(lambda: (exporter.value("doops_exporter_evaluations_total") or 0) >= before + 2, timeout=150,
-             what="evaluations continuing under throttling")
-    assert exporter.value("doops_exporter_last_evaluation_success") == 1
-    assert exporter.proc.poll() is None
+    API would not answer in time (--timeout 8s per evaluation) say unknown rather than ok."""
+    with running_exporter(sandbox, tmp_path, "--timeout", "8s") as exporter:
+        sandbox.fault(kind="throttle", per_minute=5)
+        try:
+            wait_for(lambda: (exporter.value("doops_api_requests_total", status="429") or 0) > 0, timeout=60,
+                     what="429 answers counted")
+            before = exporter.value("doops_exporter_evaluations_total") or 0
+            wait_for(lambda: (exporter.value("doops_exporter_evaluations_total") or 0) >= before + 2, timeout=60,
+                     what="evaluations continuing under throttling")
+            assert exporter.value("doops_exporter_last_evaluation_success") == 1
+            statuses = [v for n, _, v in exporter.samples() if n == "doops_check_status"]
+            assert 3 in statuses and 2 not in statuses, statuses  # unknown where unanswered, never a false crit
+            assert exporter.proc.poll() is None
+        finally:
+            sandbox.clear()
 
 
 def test_no_overlap_under_3s_latency(sandbox: Sandbox, exporter: Running) -> None:

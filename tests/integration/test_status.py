@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,39 @@ def test_sequential_run_gives_the_same_verdicts(sandbox: Sandbox) -> None:
     assert seq.exit_code == par.exit_code == 0
     key = lambda r: sorted((c["component"], c["resource"], c["check"], c["status"]) for c in r.json["checks"])  # noqa: E731
     assert key(seq) == key(par)
+
+
+def test_a_cold_process_judges_spaces_and_prometheus_in_its_child(sandbox: Sandbox) -> None:
+    """A fresh `doops status` forks the Spaces and Prometheus checks (ops/status/offload.py): the same
+    verdicts, in component order, a fault seen through the child, nothing printed twice."""
+    import json
+    import subprocess
+    import sys
+
+    sandbox.fault(kind="spaces-replication", action="pause")
+    s3 = boto3.client("s3", endpoint_url=sandbox.state["spaces"]["endpoint_url"], region_name="nyc3",
+                      aws_access_key_id=sandbox.state["spaces"]["access_key"],
+                      aws_secret_access_key=sandbox.state["spaces"]["secret_key"])
+    key = f"uploads/cold-{uuid.uuid4().hex}.bin"
+    s3.put_object(Bucket="learnhub-media", Key=key, Body=b"lesson")
+    try:
+        def cold() -> subprocess.CompletedProcess[str] | None:
+            proc = subprocess.run([sys.executable, "-m", "doops", "--debug", "status", "-o", "json"],
+                                  env={**os.environ, **sandbox.env}, capture_output=True, text=True, timeout=120)
+            data = json.loads(proc.stdout)
+            media = [c for c in data["checks"] if c["resource"] == "learnhub-media" and c["check"] == "replication"]
+            return proc if media and media[0]["status"] == "crit" else None
+
+        proc = wait_for(cold, 40, "the replication gap seen by a cold process", interval=0.5)
+        assert "in a child process" in proc.stderr and "spaces" in proc.stderr
+        assert proc.stdout.count('"overall"') == 1  # the child printed nothing
+        data = json.loads(proc.stdout)
+        order = [c["component"] for c in data["checks"]]
+        assert order == sorted(order, key=["apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring",
+                                           "prometheus", "dns", "drills"].index)
+        media = next(c for c in data["checks"] if c["resource"] == "learnhub-media" and c["check"] == "replication")
+        assert key in media["details"]["missing"]
+        assert proc.returncode == 2 and data["overall"] == "crit"
+        assert sandbox.token not in proc.stderr + proc.stdout
+    finally:
+        sandbox.clear()

@@ -39,9 +39,11 @@ def _share(ctx: click.Context, param: click.Parameter, value: float | None) -> f
                    "exporter.budget_share, else 0.5).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=16, show_default=True,
               help="Checks run in parallel within an evaluation.")
+@click.option("--timeout", default="50s", show_default=True, metavar="DURATION", callback=duration,
+              help="An evaluation ends by then: checks not done are unknown, with the reason.")
 @click.pass_obj
 def exporter(app: Cli, components: tuple[str, ...], listen: str, interval: float, budget_share: float | None,
-             concurrency: int) -> int:
+             concurrency: int, timeout: float) -> int:
     """Evaluate the checks of `doops status` on a schedule and serve them as Prometheus metrics.
 
     COMPONENT narrows as for `doops status`. /metrics shows the latest evaluation (a scrape never calls the
@@ -63,7 +65,8 @@ def exporter(app: Cli, components: tuple[str, ...], listen: str, interval: float
     _ = app.platform.config  # a missing or invalid explicit config is bad input (exit 4)
     share = budget_share_of(app.platform, budget_share)
     app.platform.check_inputs()  # a malformed token or API URL: exit 4 before any request
-    options = ExporterOptions(components=chosen, interval=interval, budget_share=share, concurrency=concurrency)
+    options = ExporterOptions(components=chosen, interval=interval, budget_share=share, concurrency=concurrency,
+                              timeout=timeout)
     ex = platform_exporter(app.platform, options)
     server = ExporterServer(ex, host, port)  # a taken port is exit 4 here, before the first evaluation
     scope = "all components" if not components else ", ".join(chosen)

@@ -98,6 +98,6 @@ def status(app: Cli, components: tuple[str, ...], watch: float | None, timeout: 
     with cold_start():
         _ = app.platform.config  # a missing or invalid explicit config is bad input (exit 4), not an unknown check
         app.platform.check_inputs()  # a malformed token or API URL is exit 4 before any request
-        report = run_status(app.platform, chosen, concurrency, timeout=timeout)
+        report = run_status(app.platform, chosen, concurrency, timeout=timeout, offload=True)
         render(report, app.output, STATUS)
     raise click.exceptions.Exit(report.overall.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -11,7 +12,10 @@ from datetime import UTC, datetime
 from doops.errors import UsageError
 from doops.ops.status.engine import Imports, Runner
 from doops.ops.status.model import COMPONENTS, CheckResult, Status, StatusReport, worst
+from doops.ops.status.offload import Child, ChildResult, can_fork, offloadable
 from doops.platform import Platform
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COMPONENTS", "Status", "StatusReport", "run_status", "validate_components"]
 
@@ -45,6 +49,7 @@ LIBRARIES: tuple[tuple[str, str], ...] = (
     ("cache", "redis"),
     ("functions", "croniter"),
     ("spaces", "boto3"),
+    ("dns", "dns.message"),
     ("prometheus", "prometheus_api_client.prometheus_connect"),
 )
 
@@ -95,15 +100,18 @@ def timeout_reason(timeout: float) -> str:
 
 
 def run_status(app: Platform, components: Iterable[str] = (), concurrency: int = 16,
-               timeout: float | None = DEFAULT_TIMEOUT) -> StatusReport:
+               timeout: float | None = DEFAULT_TIMEOUT, offload: bool = False) -> StatusReport:
     """Run every check of the chosen components; never raises for a failing check (it becomes unknown).
 
     Returns by ``timeout`` seconds after it started, whatever the API does: checks not done by then are
     ``unknown`` with the reason, and the threads still waiting are abandoned (daemons, see engine.py).
+    ``offload``: a cold process runs the Spaces and Prometheus checks in a forked child (offload.py).
     """
-    chosen = validate_components(components)
+    requested = validate_components(components)
     started = time.monotonic()
     deadline = started + timeout if timeout is not None else None
+    child, moved = _start_child(app, requested, concurrency, timeout) if offload else (None, [])
+    chosen = [name for name in requested if name not in moved]
     # Cold start: the API client first (on this thread; the TLS context meanwhile on another), then the
     # collectors fire their first requests, then the other libraries load in the background while those
     # requests wait on the network.
@@ -143,6 +151,8 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
         for name in chosen:
             collect(name)
 
+    if not chosen:
+        all_done.set()
     # Daemon threads even for --concurrency 1: the deadline must hold whatever a call does.
     if runner.concurrency == 1:
         threading.Thread(target=sequential, name="status", daemon=True).start()
@@ -166,10 +176,40 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
         checks += [runner.verdict(name, resource, check, Status.UNKNOWN, reason) for resource, check in pending]
         if not pending:
             checks.append(runner.verdict(name, "*", "collect", Status.UNKNOWN, reason))
+    api_requests = app.do_request_count() - requests_before
+    if child is not None:
+        got = child.result(3600.0 if deadline is None else deadline - time.monotonic())
+        api_requests += got.api_requests
+        theirs = {name: [c for c in got.checks if c.component == name] for name in moved}
+        if got.error:
+            theirs = {name: [runner.verdict(name, "*", "collect", Status.UNKNOWN, got.error)] for name in moved}
+        mine = {name: [c for c in checks if c.component == name] for name in chosen}
+        checks = [c for name in requested for c in (theirs.get(name) or mine.get(name, []))]
     return StatusReport(
         overall=worst([c.status for c in checks]),
         generated_at=datetime.now(UTC),
         checks=checks,
-        api_requests=app.do_request_count() - requests_before,
+        api_requests=api_requests,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
+
+
+def _start_child(app: Platform, requested: list[str], concurrency: int,
+                 timeout: float | None) -> tuple[Child | None, list[str]]:
+    """Fork the child for the components worth one (offload.py), or none."""
+    if not can_fork():
+        return None, []
+    moved = offloadable(requested, libraries(app, requested))
+    if not moved:
+        return None, []
+    # The child answers a little before the deadline, so its partial results still arrive.
+    limit = None if timeout is None else timeout - min(0.25, timeout / 10)
+
+    def work() -> ChildResult:
+        report = run_status(app, moved, concurrency, timeout=limit)
+        return ChildResult(checks=report.checks, api_requests=report.api_requests)
+
+    child = Child(work)
+    log.debug("status: %s in a child process (pid %d), its libraries loading on another core",
+              ", ".join(moved), child.pid)
+    return child, moved
