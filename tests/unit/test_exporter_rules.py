@@ -106,8 +106,23 @@ def test_each_alert_has_severity_and_names_a_shipped_runbook_that_exists() -> No
             assert "doops runbook run" not in notes["runbook"], name
             continue
         assert runbook in SHIPPED_RUNBOOKS, (name, runbook)
-        assert f"doops runbook run runbooks/{runbook}.yaml" in notes["runbook"], (name, notes["runbook"])
-        assert (ROOT / "runbooks" / f"{runbook}.yaml").is_file(), f"{name} names runbooks/{runbook}.yaml: missing"
+        path = ROOT / "runbooks" / f"{runbook}.yaml"
+        assert path.is_file(), f"{name} names runbooks/{runbook}.yaml: missing"
+        if "sandbox" in (yaml.safe_load(path.read_text()).get("requires") or []):
+            # A drill that injects its fault refuses a real API: the page names the production command.
+            assert "doops runbook run" not in notes["runbook"], (name, notes["runbook"])
+            assert re.search(r"doops (failover db|failover app|app rollback)\b", notes["runbook"]), name
+            assert "--dry-run, then --yes" in notes["runbook"], name
+        else:
+            assert f"doops runbook run runbooks/{runbook}.yaml" in notes["runbook"], (name, notes["runbook"])
+
+
+def test_what_an_alert_tells_a_responder_to_run_is_accepted_in_production() -> None:
+    """Each `doops runbook run FILE` an annotation names validates without `requires: [sandbox]`."""
+    for rule in _rules():
+        for file in re.findall(r"doops runbook run (runbooks/[\w.-]+\.yaml)", rule["annotations"]["runbook"]):
+            requires = yaml.safe_load((ROOT / file).read_text()).get("requires") or []
+            assert "sandbox" not in requires, (rule["alert"], file)
     named = {r["labels"].get("runbook") for r in _rules()} - {None}
     assert named == SHIPPED_RUNBOOKS - {"gdpr-erasure"}  # every recovery runbook is reached by some alert
 
