@@ -22,12 +22,14 @@ metrics are its echo), see docs/drills.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import push_to_gateway
+from prometheus_client.registry import Collector
 
 from doops import masking
 from doops.drill.model import DrillRun
@@ -77,25 +79,43 @@ def check_pushgateway_url(url: str) -> str:
     return text
 
 
+def drill_families(runs: Iterable[DrillRun]) -> Iterator[Metric]:
+    """The latest drill of each runbook as metric families: what a push sends for one run, and what
+    `doops exporter` serves for the newest run of each runbook in the history store."""
+    success = GaugeMetricFamily("doops_drill_success", "1 when the runbook's last drill passed (steps and "
+                                "objectives), else 0", labels=["runbook"])
+    last = GaugeMetricFamily("doops_drill_last_run_timestamp_seconds", "When the runbook's last drill ended, "
+                             "Unix seconds", labels=["runbook"])
+    took = GaugeMetricFamily("doops_drill_duration_seconds", "How long the runbook's last drill ran",
+                             labels=["runbook"])
+    measured = GaugeMetricFamily("doops_drill_objective_seconds", "Each objective's measured value in the last "
+                                 "drill", labels=["runbook", "objective"])
+    target = GaugeMetricFamily("doops_drill_objective_target_seconds", "Each objective's target in the last "
+                               "drill", labels=["runbook", "objective"])
+    for run in sorted(runs, key=lambda r: r.runbook):
+        success.add_metric([run.runbook], 1 if run.success else 0)
+        last.add_metric([run.runbook], run.ended_at.timestamp())
+        took.add_metric([run.runbook], run.duration_seconds)
+        for o in run.objectives:
+            if o.measured_seconds is not None:
+                measured.add_metric([run.runbook, o.name], o.measured_seconds)
+            if o.target_seconds is not None:
+                target.add_metric([run.runbook, o.name], o.target_seconds)
+    yield from (success, last, took, measured, target)
+
+
+class _Runs(Collector):
+    def __init__(self, runs: list[DrillRun]) -> None:
+        self.runs = runs
+
+    def collect(self) -> Iterator[Metric]:
+        return drill_families(self.runs)
+
+
 def drill_registry(run: DrillRun) -> CollectorRegistry:
     """A registry holding the metrics of one drill run (also usable with node_exporter's textfile collector)."""
     registry = CollectorRegistry(auto_describe=True)
-    labels = {"runbook": run.runbook}
-    Gauge("doops_drill_success", "1 when the runbook's last drill passed (steps and objectives), else 0",
-          ["runbook"], registry=registry).labels(**labels).set(1 if run.success else 0)
-    Gauge("doops_drill_last_run_timestamp_seconds", "When the runbook's last drill ended, Unix seconds",
-          ["runbook"], registry=registry).labels(**labels).set(run.ended_at.timestamp())
-    Gauge("doops_drill_duration_seconds", "How long the runbook's last drill ran",
-          ["runbook"], registry=registry).labels(**labels).set(run.duration_seconds)
-    measured = Gauge("doops_drill_objective_seconds", "Each objective's measured value in the last drill",
-                     ["runbook", "objective"], registry=registry)
-    target = Gauge("doops_drill_objective_target_seconds", "Each objective's target in the last drill",
-                   ["runbook", "objective"], registry=registry)
-    for objective in run.objectives:
-        if objective.measured_seconds is not None:
-            measured.labels(run.runbook, objective.name).set(objective.measured_seconds)
-        if objective.target_seconds is not None:
-            target.labels(run.runbook, objective.name).set(objective.target_seconds)
+    registry.register(_Runs([run]))
     return registry
 
 

@@ -263,6 +263,8 @@ class Exporter:
         """Metric families from the latest snapshot (prometheus_client's Collector protocol)."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        from doops.drill.metrics import drill_families
+
         with self._lock:
             snap = self.snapshot
             evaluations, failures = self.evaluations, self.failures
@@ -298,42 +300,31 @@ class Exporter:
             api.add_metric([code], n)
         yield api
         per_minute = requests * 60.0 / interval if interval > 0 else 0.0
-        used = gauge("doops_api_budget_used_ratio", "Share of the token's per-minute API budget the exporter "
-                     "uses at its current pace (requests per evaluation over the interval)")
-        used.add_metric([], per_minute / opts.per_minute_budget)
-        yield used
-        share = gauge("doops_api_budget_share_ratio", "Share of the per-minute API budget the exporter may use")
-        share.add_metric([], opts.budget_share)
-        yield share
-        per_eval = gauge("doops_exporter_api_requests_per_evaluation", "API requests the last evaluation sent")
-        per_eval.add_metric([], requests)
-        yield per_eval
-        iv = gauge("doops_exporter_interval_seconds", "Seconds between evaluations, stretched for the budget")
-        iv.add_metric([], interval)
-        yield iv
-
-        total = CounterMetricFamily("doops_exporter_evaluations", "Evaluations finished (failed ones too)")
-        total.add_metric([], evaluations)
-        yield total
-        failed = CounterMetricFamily("doops_exporter_evaluation_failures", "Evaluations that failed as a whole")
-        failed.add_metric([], failures)
-        yield failed
-        secs = gauge("doops_exporter_evaluation_seconds", "How long the last evaluation took")
-        secs.add_metric([], duration)
-        yield secs
-        flying = gauge("doops_exporter_evaluations_in_flight", "Evaluations running now (never more than 1)")
-        flying.add_metric([], in_flight)
-        yield flying
-        ok = gauge("doops_exporter_last_evaluation_success", "1 when the last evaluation finished, 0 when it "
-                   "failed as a whole (a failing check is not a failed evaluation)")
-        if success is not None:
-            ok.add_metric([], 1 if success else 0)
-        yield ok
-        when = gauge("doops_exporter_last_evaluation_timestamp_seconds",
-                     "When the last successful evaluation finished, Unix seconds")
-        if last_wall is not None:
-            when.add_metric([], last_wall)
-        yield when
+        # One unlabelled sample each (``value=`` adds it; None: the family without a sample).
+        yield from (
+            GaugeMetricFamily("doops_api_budget_used_ratio", "Share of the token's per-minute API budget the "
+                              "exporter uses at its current pace (requests per evaluation over the interval)",
+                              value=per_minute / opts.per_minute_budget),
+            GaugeMetricFamily("doops_api_budget_share_ratio", "Share of the per-minute API budget the exporter "
+                              "may use", value=opts.budget_share),
+            GaugeMetricFamily("doops_exporter_api_requests_per_evaluation", "API requests the last evaluation "
+                              "sent", value=requests),
+            GaugeMetricFamily("doops_exporter_interval_seconds", "Seconds between evaluations, stretched for the "
+                              "budget", value=interval),
+            CounterMetricFamily("doops_exporter_evaluations", "Evaluations finished (failed ones too)",
+                                value=evaluations),
+            CounterMetricFamily("doops_exporter_evaluation_failures", "Evaluations that failed as a whole",
+                                value=failures),
+            GaugeMetricFamily("doops_exporter_evaluation_seconds", "How long the last evaluation took",
+                              value=duration),
+            GaugeMetricFamily("doops_exporter_evaluations_in_flight", "Evaluations running now (never more "
+                              "than 1)", value=in_flight),
+            GaugeMetricFamily("doops_exporter_last_evaluation_success", "1 when the last evaluation finished, 0 "
+                              "when it failed as a whole (a failing check is not a failed evaluation)",
+                              value=None if success is None else (1 if success else 0)),
+            GaugeMetricFamily("doops_exporter_last_evaluation_timestamp_seconds",
+                              "When the last successful evaluation finished, Unix seconds", value=last_wall),
+        )
 
     def describe(self) -> list[Metric]:
         """Nothing: registering must not collect (that would read before the first evaluation)."""
@@ -394,32 +385,6 @@ def measured_families(checks: list[CheckResult]) -> Iterator[Metric]:
             for region, state in sorted((d.get("regions") or {}).items()):
                 uptime.add_metric([name, str(region)], 1 if str(state).upper() == "UP" else 0)
     yield from (lag_s, lag_b, conns, at_risk, oldest, cdn, uptime)
-
-
-def drill_families(runs: list[DrillRun]) -> Iterator[Metric]:
-    """The latest drill of each runbook, under the names `doops drill run` pushes (drill/metrics.py)."""
-    from prometheus_client.core import GaugeMetricFamily
-
-    success = GaugeMetricFamily("doops_drill_success", "1 when the runbook's last drill passed, else 0",
-                                labels=["runbook"])
-    last = GaugeMetricFamily("doops_drill_last_run_timestamp_seconds", "When the runbook's last drill ended, "
-                             "Unix seconds", labels=["runbook"])
-    took = GaugeMetricFamily("doops_drill_duration_seconds", "How long the runbook's last drill ran",
-                             labels=["runbook"])
-    measured = GaugeMetricFamily("doops_drill_objective_seconds", "Each objective's measured value in the last "
-                                 "drill", labels=["runbook", "objective"])
-    target = GaugeMetricFamily("doops_drill_objective_target_seconds", "Each objective's target in the last "
-                               "drill", labels=["runbook", "objective"])
-    for run in sorted(runs, key=lambda r: r.runbook):
-        success.add_metric([run.runbook], 1 if run.success else 0)
-        last.add_metric([run.runbook], run.ended_at.timestamp())
-        took.add_metric([run.runbook], run.duration_seconds)
-        for o in run.objectives:
-            if o.measured_seconds is not None:
-                measured.add_metric([run.runbook, o.name], o.measured_seconds)
-            if o.target_seconds is not None:
-                target.add_metric([run.runbook, o.name], o.target_seconds)
-    yield from (success, last, took, measured, target)
 
 
 def platform_exporter(platform: Platform, options: ExporterOptions, waiter: Waiter | None = None) -> Exporter:
