@@ -82,15 +82,16 @@ class ChildServer:
         return self.proc is not None and self.proc.poll() is None
 
     def launch(self, argv: list[str], *, cwd: Path, log_path: Path, port: int, marker: str,
-               timeout: float = 20.0) -> None:
+               timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
         """Start ``argv`` and wait until 127.0.0.1:port accepts; PortTakenError or RuntimeError (with the log)
-        when it exits first, RuntimeError when it never answers."""
+        when it exits first, RuntimeError when it never answers. ``env`` is laid over the child's environment
+        (this one without PG*/locale variables, LC_ALL=C, HOME the working directory)."""
         offset = log_path.stat().st_size if log_path.exists() else 0
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_", "LANG"))}
-        env.update({"LC_ALL": "C", "HOME": str(cwd)})
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_", "LANG"))}
+        child_env.update({"LC_ALL": "C", "HOME": str(cwd), **(env or {})})
         with open(log_path, "ab") as logf:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
-                                    env=env, start_new_session=True, **self.run_as.popen_kwargs())
+                                    env=child_env, start_new_session=True, **self.run_as.popen_kwargs())
         self.proc = proc
         if self.sandbox_dir is not None:
             pidfiles.record_child(self.sandbox_dir, self.name, proc.pid, marker)

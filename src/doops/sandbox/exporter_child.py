@@ -8,28 +8,28 @@ The same command a user runs, in its own process, with the sandbox's config and 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-from doops.ops import seam
-from doops.sandbox.pg_util import free_port
+from doops.sandbox.children import ChildServer, PortTakenError
+from doops.sandbox.pg_util import RunAs, free_port
 
 SCRAPE_JOB = "doops"
 INTERVAL = "10s"  # fast enough to see a fault within a minute, light on a laptop
 
 
 class ExporterChild:
-    def __init__(self, d: Path, env: dict[str, str], interval: str = INTERVAL) -> None:
+    """`doops exporter` as a ChildServer: started, waited for, recorded for `sandbox down`, stopped."""
+
+    def __init__(self, d: Path, env: dict[str, str], interval: str = INTERVAL,
+                 sandbox_dir: Path | None = None) -> None:
         self.dir = d
         self.env = env
         self.interval = interval
         self.port = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
+        # As this user, not the servers' one: it reads this user's drill history, as `doops exporter` would.
+        me = RunAs(os.geteuid(), os.getegid(), str(os.geteuid()))
+        self._child = ChildServer("exporter", me, sandbox_dir)
 
     @property
     def address(self) -> str:
@@ -45,52 +45,31 @@ class ExporterChild:
         return f"exporter --listen {self.address}"
 
     @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
+    def pid(self) -> int | None:
+        return self._child.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child.running
 
     def start(self, timeout: float = 30.0) -> ExporterChild:
-        """Start it and return once /metrics answers (RuntimeError with its log's tail otherwise)."""
+        """Start it and return once it listens (RuntimeError with its log's tail otherwise)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.dir / "exporter.log"
+        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        if "HOME" in os.environ:
+            env["HOME"] = os.environ["HOME"]  # its drill history and audit journal where the user's are
         for attempt in range(3):  # the free port can be taken between probe and bind: retry
             self.port = free_port()
-            self._log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "doops", "exporter", "--listen", self.address, "--interval", self.interval],
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir,
-                env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
-            proc = self._proc
-            with httpx.Client(timeout=2.0, trust_env=False) as client:
-
-                def up_or_exited(proc: subprocess.Popen[bytes] = proc) -> str | None:
-                    if proc.poll() is not None:
-                        return "exited"
-                    return "up" if client.get(f"{self.url}/metrics").status_code == 200 else None
-
-                waited = seam.wait_until(up_or_exited, timeout=timeout, clock=seam.SystemClock(), interval=0.1,
-                                         max_interval=0.2, errors=(httpx.HTTPError,))
-            if waited.value == "up":
+            try:
+                self._child.launch([sys.executable, "-m", "doops", "exporter", "--listen", self.address,
+                                    "--interval", self.interval], cwd=self.dir, log_path=self.dir / "exporter.log",
+                                   port=self.port, marker=self.marker, timeout=timeout, env=env)
                 return self
-            tail = log_path.read_text(errors="replace")[-500:]
-            self.stop()
-            if waited.value != "exited" or "in use" not in tail or attempt == 2:
-                raise RuntimeError(f"doops exporter did not answer on {self.address}: {tail.strip()[-300:]}")
-        raise RuntimeError("unreachable")
+            except PortTakenError:
+                if attempt == 2:
+                    raise
+        return self
 
     def stop(self) -> None:
         """SIGTERM (it stops within a second), SIGKILL after 5 s."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._child.stop(grace=5.0)

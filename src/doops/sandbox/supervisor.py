@@ -375,12 +375,11 @@ class Supervisor:
         if self.prom:
             env["PROMETHEUS_URL"] = self.prom.url
         try:
-            child = ExporterChild(self.dir / "exporter", env).start()
+            child = ExporterChild(self.dir / "exporter", env, sandbox_dir=self.dir).start()
         except (OSError, RuntimeError) as exc:
             self.notes.append(f"doops exporter did not start, running without it: {exc}")
             log.warning(self.notes[-1])
             return
-        pidfiles.record_child(self.dir, "exporter", child.pid, child.marker)
         self.exporter = child
         if self.prom:
             self.prom.set_targets({**self.prom.scrape_targets, SCRAPE_JOB: [child.address]})
