@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from doops.ops.status.model import COMPONENTS
 from tests.helpers import Result, run_doops, wait_for
 from tests.integration.conftest import Sandbox
 
@@ -20,6 +24,17 @@ def status(sb: Sandbox, *args: str) -> Result:
     res = run_doops(["status", "-o", "json", *args], env=sb.env, secrets=(sb.token, sb.state["spaces"]["secret_key"]))
     assert "Traceback" not in res.stderr
     return res
+
+
+def upload_unreplicated(sb: Sandbox, prefix: str) -> str:
+    """Pause replication and upload a new object to learnhub-media: the replica lacks it. Returns its key."""
+    sb.fault(kind="spaces-replication", action="pause")
+    s3 = boto3.client("s3", endpoint_url=sb.state["spaces"]["endpoint_url"], region_name="nyc3",
+                      aws_access_key_id=sb.state["spaces"]["access_key"],
+                      aws_secret_access_key=sb.state["spaces"]["secret_key"])
+    key = f"uploads/{prefix}-{uuid.uuid4().hex}.bin"
+    s3.put_object(Bucket="learnhub-media", Key=key, Body=b"lesson")
+    return key
 
 
 def not_ok(res: Result) -> list[tuple[str, str, str, str]]:
@@ -97,12 +112,7 @@ def test_http_error_on_apps(sandbox: Sandbox) -> None:
 
 
 def test_spaces_replication_paused_with_new_uploads(sandbox: Sandbox) -> None:
-    sandbox.fault(kind="spaces-replication", action="pause")
-    s3 = boto3.client("s3", endpoint_url=sandbox.state["spaces"]["endpoint_url"], region_name="nyc3",
-                      aws_access_key_id=sandbox.state["spaces"]["access_key"],
-                      aws_secret_access_key=sandbox.state["spaces"]["secret_key"])
-    key = f"uploads/status-{uuid.uuid4().hex}.bin"
-    s3.put_object(Bucket="learnhub-media", Key=key, Body=b"lesson")
+    key = upload_unreplicated(sandbox, "status")
 
     def flagged() -> Any:
         res = status(sandbox, "spaces")
@@ -136,34 +146,22 @@ def test_sequential_run_gives_the_same_verdicts(sandbox: Sandbox) -> None:
 def test_a_cold_process_judges_spaces_and_prometheus_in_its_child(sandbox: Sandbox) -> None:
     """A fresh `doops status` forks the Spaces and Prometheus checks (ops/status/offload.py): the same
     verdicts, in component order, a fault seen through the child, nothing printed twice."""
-    import json
-    import subprocess
-    import sys
+    key = upload_unreplicated(sandbox, "cold")
 
-    sandbox.fault(kind="spaces-replication", action="pause")
-    s3 = boto3.client("s3", endpoint_url=sandbox.state["spaces"]["endpoint_url"], region_name="nyc3",
-                      aws_access_key_id=sandbox.state["spaces"]["access_key"],
-                      aws_secret_access_key=sandbox.state["spaces"]["secret_key"])
-    key = f"uploads/cold-{uuid.uuid4().hex}.bin"
-    s3.put_object(Bucket="learnhub-media", Key=key, Body=b"lesson")
-    try:
-        def cold() -> subprocess.CompletedProcess[str] | None:
-            proc = subprocess.run([sys.executable, "-m", "doops", "--debug", "status", "-o", "json"],
-                                  env={**os.environ, **sandbox.env}, capture_output=True, text=True, timeout=120)
-            data = json.loads(proc.stdout)
-            media = [c for c in data["checks"] if c["resource"] == "learnhub-media" and c["check"] == "replication"]
-            return proc if media and media[0]["status"] == "crit" else None
-
-        proc = wait_for(cold, 40, "the replication gap seen by a cold process", interval=0.5)
-        assert "in a child process" in proc.stderr and "spaces" in proc.stderr
-        assert proc.stdout.count('"overall"') == 1  # the child printed nothing
+    def cold() -> subprocess.CompletedProcess[str] | None:
+        proc = subprocess.run([sys.executable, "-m", "doops", "--debug", "status", "-o", "json"],
+                              env={**os.environ, **sandbox.env}, capture_output=True, text=True, timeout=120)
         data = json.loads(proc.stdout)
-        order = [c["component"] for c in data["checks"]]
-        assert order == sorted(order, key=["apps", "functions", "databases", "cache", "spaces", "cdn", "monitoring",
-                                           "prometheus", "dns", "drills"].index)
-        media = next(c for c in data["checks"] if c["resource"] == "learnhub-media" and c["check"] == "replication")
-        assert key in media["details"]["missing"]
-        assert proc.returncode == 2 and data["overall"] == "crit"
-        assert sandbox.token not in proc.stderr + proc.stdout
-    finally:
-        sandbox.clear()
+        media = [c for c in data["checks"] if c["resource"] == "learnhub-media" and c["check"] == "replication"]
+        return proc if media and media[0]["status"] == "crit" else None
+
+    proc = wait_for(cold, 40, "the replication gap seen by a cold process", interval=0.5)
+    assert "in a child process" in proc.stderr and "spaces" in proc.stderr
+    assert proc.stdout.count('"overall"') == 1  # the child printed nothing
+    data = json.loads(proc.stdout)
+    order = [c["component"] for c in data["checks"]]
+    assert order == sorted(order, key=COMPONENTS.index)
+    media = next(c for c in data["checks"] if c["resource"] == "learnhub-media" and c["check"] == "replication")
+    assert key in media["details"]["missing"]
+    assert proc.returncode == 2 and data["overall"] == "crit"
+    assert sandbox.token not in proc.stderr + proc.stdout
