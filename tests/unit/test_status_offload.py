@@ -9,7 +9,7 @@ import time
 import pytest
 
 from doops.ops.status.model import CheckResult, Status
-from doops.ops.status.offload import OFFLOADABLE, Child, ChildResult, offloadable
+from doops.ops.status.offload import Child, ChildResult, offloadable
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX only, where doops offloads")
 
@@ -54,8 +54,8 @@ def test_only_cold_libraries_are_worth_a_child(monkeypatch: pytest.MonkeyPatch) 
     needed = ["psycopg", "boto3", "prometheus_api_client.prometheus_connect"]
     monkeypatch.delitem(sys.modules, "boto3", raising=False)
     monkeypatch.delitem(sys.modules, "prometheus_api_client", raising=False)
-    assert offloadable(["apps", "spaces", "prometheus"], needed, OFFLOADABLE) == ["spaces", "prometheus"]
-    assert offloadable(["spaces"], ["psycopg"], OFFLOADABLE) == []  # no bucket configured: nothing to load
+    assert offloadable(["apps", "spaces", "prometheus"], needed) == ["spaces", "prometheus"]
+    assert offloadable(["spaces"], ["psycopg"]) == []  # no bucket configured: nothing to load
     monkeypatch.setitem(sys.modules, "boto3", sys)  # loaded already (a second run, the exporter)
-    assert offloadable(["spaces", "prometheus"], needed, OFFLOADABLE) == ["prometheus"]
+    assert offloadable(["spaces", "prometheus"], needed) == ["prometheus"]
 

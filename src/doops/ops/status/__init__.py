@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from doops.errors import UsageError
 from doops.ops.status.engine import Imports, Runner
 from doops.ops.status.model import COMPONENTS, CheckResult, Status, StatusReport, worst
-from doops.ops.status.offload import OFFLOADABLE, Child, ChildResult, can_fork, offloadable
+from doops.ops.status.offload import Child, ChildResult, can_fork, offloadable
 from doops.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -112,17 +112,8 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
     requested = validate_components(components)
     started = time.monotonic()
     deadline = started + timeout if timeout is not None else None
-    children: list[tuple[Child, list[str]]] = []
-
-    def fork(group: dict[str, str], among: list[str]) -> list[str]:
-        """Start a child for the components of ``group`` worth one; what is left for this process."""
-        left = deadline - time.monotonic() if deadline is not None else None
-        got = _start_child(app, among, concurrency, left, group) if offload else None
-        if got is not None:
-            children.append(got)
-        return [name for name in among if got is None or name not in got[1]]
-
-    chosen = fork(OFFLOADABLE, requested)
+    child, moved = _start_child(app, requested, concurrency, timeout) if offload else (None, [])
+    chosen = [name for name in requested if name not in moved]
     # Cold start: the API client first (on this thread; the TLS context meanwhile on another), then the
     # collectors fire their first requests, then the other libraries load in the background while those
     # requests wait on the network.
@@ -188,16 +179,13 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
         if not pending:
             checks.append(runner.verdict(name, "*", "collect", Status.UNKNOWN, reason))
     api_requests = app.do_request_count() - requests_before
-    if children:
-        theirs: dict[str, list[CheckResult]] = {}
-        for child, moved in children:
-            got = child.result(3600.0 if deadline is None else deadline - time.monotonic())
-            api_requests += got.api_requests
-            for name in moved:
-                theirs[name] = ([runner.verdict(name, "*", "collect", Status.UNKNOWN, got.error)] if got.error
-                                else [c for c in got.checks if c.component == name])
+    if child is not None:
+        got = child.result(3600.0 if deadline is None else deadline - time.monotonic())
+        api_requests += got.api_requests
+        theirs = {name: ([runner.verdict(name, "*", "collect", Status.UNKNOWN, got.error)] if got.error
+                         else [c for c in got.checks if c.component == name]) for name in moved}
         mine = {name: [c for c in checks if c.component == name] for name in chosen}
-        checks = [c for name in requested for c in (theirs[name] if name in theirs else mine.get(name, []))]
+        checks = [c for name in requested for c in (theirs[name] if name in theirs else mine[name])]
     return StatusReport(
         overall=worst([c.status for c in checks]),
         generated_at=datetime.now(UTC),
@@ -207,14 +195,14 @@ def run_status(app: Platform, components: Iterable[str] = (), concurrency: int =
     )
 
 
-def _start_child(app: Platform, among: list[str], concurrency: int, timeout: float | None,
-                 group: dict[str, str]) -> tuple[Child, list[str]] | None:
-    """Fork a child for the components of ``group`` worth one (offload.py), or none."""
+def _start_child(app: Platform, requested: list[str], concurrency: int,
+                 timeout: float | None) -> tuple[Child | None, list[str]]:
+    """Fork the child for the components worth one (offload.py): it and what it runs, or (None, [])."""
     if not can_fork():
-        return None
-    moved = offloadable(among, libraries(app, among), group)
+        return None, []
+    moved = offloadable(requested, libraries(app, requested))
     if not moved:
-        return None
+        return None, []
     # The child answers a little before the deadline, so its partial results still arrive.
     limit = None if timeout is None else max(0.1, timeout - min(0.25, timeout / 10))
 

@@ -34,10 +34,10 @@ from doops.ops.status.model import CheckResult
 OFFLOADABLE = {"spaces": "boto3", "prometheus": "prometheus_api_client"}
 
 
-def offloadable(chosen: list[str], needed: list[str], group: dict[str, str]) -> list[str]:
-    """The chosen components of ``group`` worth a child: their library is needed and not loaded yet."""
-    return [c for c in chosen if c in group and any(m.split(".")[0] == group[c] for m in needed)
-            and group[c] not in sys.modules]
+def offloadable(chosen: list[str], needed: list[str]) -> list[str]:
+    """The chosen components worth a child: their library is needed and not loaded yet."""
+    return [c for c in chosen if c in OFFLOADABLE and any(m.split(".")[0] == OFFLOADABLE[c] for m in needed)
+            and OFFLOADABLE[c] not in sys.modules]
 
 
 def can_fork() -> bool:
@@ -73,7 +73,7 @@ class Child:
             os._exit(code)
         os.close(write_fd)
         self.pid = pid
-        self._read_fd = read_fd  # read in result(): no thread here, so a second child can still be forked
+        self._read_fd = read_fd  # read in result(), with the deadline
 
     def result(self, timeout: float) -> ChildResult:
         """The child's result, or an error saying why there is none; the child is reaped either way."""
