@@ -362,14 +362,23 @@ def test_the_prober_records_an_outage_nobody_asked_about(fleet: AppFleet) -> Non
     world = _world(fleet, clock)
     check = _check(world, "learnhub-api")
     assert world.monitoring.recorded(check)[0] == "UP"
+
+    def probed(status: str, since: float) -> bool:
+        """A probe taken at ``since`` or later is recorded and says ``status``: a probe stamped before the
+        clock moved (taken while the test changes the target) can no longer be recorded after it."""
+        now, _, probed_at = world.monitoring.recorded(check)
+        return now == status and probed_at >= since
+
     world.monitoring.start_prober(interval=0.02)
     try:
         clock.t = T0 + 50
+        wait_for(lambda: probed("UP", T0 + 50), 10, "a probe stamped at the outage's start")
         fleet["learnhub-api"].set_unhealthy(None)
-        wait_for(lambda: world.monitoring.recorded(check)[0] == "DOWN", 10, "the prober to see the outage")
+        wait_for(lambda: probed("DOWN", T0 + 50), 10, "the prober to see the outage")
         clock.t = T0 + 70
+        wait_for(lambda: probed("DOWN", T0 + 70), 10, "a probe stamped at the recovery")
         fleet["learnhub-api"].set_unhealthy(None, unhealthy=False)
-        wait_for(lambda: world.monitoring.recorded(check)[0] == "UP", 10, "the prober to see the recovery")
+        wait_for(lambda: probed("UP", T0 + 70), 10, "the prober to see the recovery")
     finally:
         world.monitoring.stop_prober()
     clock.t = T0 + 900

@@ -246,11 +246,12 @@ class Monitoring:
             self._prober.join(timeout=PROBE_TIMEOUT + 1)
             self._prober = None
 
-    def recorded(self, c: Check) -> tuple[str, float]:
-        """(status, when it last changed) as recorded, without probing."""
+    def recorded(self, c: Check) -> tuple[str, float, float]:
+        """(status, when it last changed, when the latest recorded probe was taken) as recorded, without
+        probing."""
         track = self._track(c)
         with self._tracks_lock:
-            return track.status, track.changed_at
+            return track.status, track.changed_at, track.probed_at
 
     def check_up(self, c: Check) -> bool:
         """Whether the check's target is up now (probed)."""
