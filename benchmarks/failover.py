@@ -62,7 +62,7 @@ def one_run(n: int) -> tuple[float, float]:
         try:
             env = sandbox_env(d)
             env["XDG_STATE_HOME"] = tmp
-            stop, found = threading.Event(), []
+            stop, found = threading.Event(), list[datetime]()
             t = threading.Thread(target=probe, args=(replica_uri(env), stop, found), daemon=True)
             t.start()
             out = subprocess.run([sys.executable, "-m", "doops", "-o", "json", "failover", "db", "--region", "ams3",

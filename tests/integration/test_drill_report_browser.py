@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -55,7 +56,9 @@ def screenshot(page: Path, tmp: Path) -> dict[tuple[int, int, int], int]:
     assert out.returncode == 0 and png.exists(), out.stderr[-2000:]
     with Image.open(png) as im:
         assert im.size == WINDOW
-        return {c: n for n, c in im.convert("RGB").getcolors(WINDOW[0] * WINDOW[1])}
+        colors = im.convert("RGB").getcolors(WINDOW[0] * WINDOW[1])
+        assert colors is not None  # None only past maxcolors, and there are no more colours than pixels
+        return {cast("tuple[int, int, int]", c): n for n, c in colors}  # RGB: each colour is an (r, g, b)
 
 
 def near(colors: dict[tuple[int, int, int], int], hex_color: str, tolerance: int = 24) -> int:

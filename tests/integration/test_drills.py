@@ -71,6 +71,7 @@ def test_two_drills_are_recorded_pushed_and_scraped(sandbox: Sandbox, here: Path
     gateway, prom = sandbox.state.get("pushgateway_url"), sandbox.state.get("prometheus_url")
     _require("a Pushgateway (Debian package prometheus-pushgateway)", bool(gateway))
     _require("Prometheus (Debian package prometheus)", bool(prom))
+    assert prom is not None
     history = str(tmp_path / "drills.db")
     pushed_groups.extend(DRILLS)
     res = run_doops(["-o", "json", "drill", "run", *DRILLS, "--yes", "--history-url", history,

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,12 +66,12 @@ def mark(uri: str, note: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def pitr_sandbox(sandbox_root: Path) -> Sandbox:
+def pitr_sandbox(sandbox_root: Path) -> Iterator[Sandbox]:
     from doops.sandbox import control
     from tests.integration.conftest import start_sandbox
 
     sb = start_sandbox(sandbox_root / "pitr")
-    yield sb  # type: ignore[misc]
+    yield sb
     control.stop(sb.dir, keep=False)
 
 

@@ -171,8 +171,10 @@ def test_standby_streams_rows(fleet: PgFleet) -> None:
     q(fleet, CLUSTER, "CREATE TABLE IF NOT EXISTS stream_items (id serial PRIMARY KEY, v text)")
     q(fleet, CLUSTER, "INSERT INTO stream_items (v) VALUES (%s)", (marker,))
     for name in (STANDBY, REPLICA):
-        poll(lambda n=name: q(fleet, n, "SELECT 1 FROM stream_items WHERE v = %s", (marker,)), 15,
-             f"row on {name}")
+        def streamed(n: str = name) -> list[Any]:
+            return q(fleet, n, "SELECT 1 FROM stream_items WHERE v = %s", (marker,))
+
+        poll(streamed, 15, f"row on {name}")
         assert q(fleet, name, "SELECT pg_is_in_recovery()") == [(True,)]
         st = fleet.replication_status(name)
         assert st.in_recovery and st.upstream == CLUSTER and st.streaming

@@ -130,6 +130,7 @@ def test_cache_filled_past_maxmemory_turns_memory_and_evictions_warn(sandbox: Sa
                                                                      cache_client: redis.Redis) -> None:
     r = cache_client
     saved = r.config_get("maxmemory")["maxmemory"]
+    assert saved is not None
     prefix = f"doops-test:{uuid.uuid4().hex}:"
     try:
         used = int(r.info("memory")["used_memory"])

@@ -160,6 +160,7 @@ class FakeAppPlatform:
                     "code": "incompatible_result", "message": 'deployment result "failed" is unsuitable'}})
             return httpx.Response(200, json={"valid": True, "warnings": self.warnings})
         if path == base + "/rollback":
+            assert body is not None
             target = self.find(body["deployment_id"])
             d = self.new(f"manual rollback to {target.id}", self.rollback_release or target.release, target.id)
             self.pinned = d.id
@@ -244,6 +245,7 @@ def test_rollback_is_followed_through_its_phases_to_verified_healthy_and_committ
     t = result.timings
     assert t.requested is not None and t.active is not None and t.healthy is not None
     assert t.requested < t.active <= t.healthy
+    assert result.rto_seconds is not None
     assert 30 <= result.rto_seconds <= 40 and result.rto_target_seconds == 300  # three phases of 10 s + probes
     progress = [e for e in sink.events if e.phase == "deploy" and e.data.get("total")]
     assert progress and progress[-1].data["done"] == 3  # the live progress line counts the steps
@@ -254,6 +256,7 @@ def test_rto_missed_is_an_outcome_yet_the_healthy_rollback_is_committed(isolated
     p, fake, _ = setup(phase_seconds=30)
     result, _, _ = rollback(p, fake, rto_seconds=60)
     assert result.outcome is Outcome.OBJECTIVE_MISSED and result.outcome.exit_code == 2
+    assert result.rto_seconds is not None
     assert result.met is False and result.rto_seconds > 90 and result.committed
     assert "slower than the compute RTO objective (60s)" in result.message
 
@@ -317,6 +320,7 @@ def test_rerun_with_a_rollback_already_active_only_verifies_and_commits(isolated
     assert fake.writes == [f"POST /v2/apps/{APP_ID}/rollback/commit"]  # no validate, no second rollback
     assert result.deployment == rolled.id and result.to_deployment == "d-good-2222"
     assert any("sending no second rollback" in m for m in sink.messages("resolve"))
+    assert result.rto_seconds is not None
     assert 100 <= result.rto_seconds < 110  # measured from the rollback deployment's creation
 
 
@@ -444,9 +448,13 @@ def test_restart_of_one_component(isolated_env: Path) -> None:
     p, fake, _ = setup()
     fake.deps[-1].release = "good"
     asked: list[str] = []
+
+    def confirm(q: str) -> bool:
+        asked.append(q)
+        return True
+
     with mocked(fake):
-        result = ops.restart(p, ops.RestartOptions("learnhub-api", ["ws"]),
-                             confirm=lambda q: asked.append(q) is None)
+        result = ops.restart(p, ops.RestartOptions("learnhub-api", ["ws"]), confirm=confirm)
     assert result.outcome is Outcome.OK and result.components == ["ws"]
     assert fake.bodies[f"POST /v2/apps/{APP_ID}/restart"] == {"components": ["ws"]}
     assert "Restart ws of learnhub-api" in asked[0]

@@ -27,10 +27,10 @@ API = "https://api.digitalocean.com"
 EDGE = "https://edge.test"
 EP_ID = "19f06b6a-3ace-4315-b086-499a0e521b76"
 OTHER_ID = "0a2b3c4d-0000-4000-8000-000000000002"
-ENDPOINT = {"id": EP_ID, "origin": "learnhub-media.nyc3.digitaloceanspaces.com",
+ENDPOINT: dict[str, Any] = {"id": EP_ID, "origin": "learnhub-media.nyc3.digitaloceanspaces.com",
             "endpoint": "learnhub-media.nyc3.cdn.digitaloceanspaces.com", "ttl": 3600,
             "custom_domain": "media.learnhub.example", "created_at": "2026-01-01T00:00:00Z"}
-OTHER = {"id": OTHER_ID, "origin": "learnhub-assets.ams3.digitaloceanspaces.com",
+OTHER: dict[str, Any] = {"id": OTHER_ID, "origin": "learnhub-assets.ams3.digitaloceanspaces.com",
          "endpoint": "learnhub-assets.ams3.cdn.digitaloceanspaces.com", "ttl": 3600,
          "created_at": "2026-01-01T00:00:00Z"}
 

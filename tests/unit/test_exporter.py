@@ -74,7 +74,7 @@ def report(requests: int = 10, got: list[CheckResult] | None = None) -> StatusRe
 
 def exposition(ex: Exporter) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ex)  # type: ignore[arg-type]
+    registry.register(ex)
     return generate_latest(registry).decode()
 
 
@@ -196,7 +196,7 @@ def test_interval_is_stretched_to_keep_within_the_budget_share() -> None:
 def test_a_failed_evaluation_keeps_the_last_snapshot_and_says_so() -> None:
     ex, _, _ = make()
     ex.evaluate_once()
-    ex._evaluate = lambda: (_ for _ in ()).throw(RuntimeError("boom"))  # type: ignore[method-assign]
+    ex._evaluate = lambda: (_ for _ in ()).throw(RuntimeError("boom"))
     ex.evaluate_once()
     lines = exposition(ex).splitlines()
     assert "doops_exporter_last_evaluation_success 0.0" in lines

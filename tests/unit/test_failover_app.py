@@ -126,25 +126,25 @@ def platform(world: World, **kw: Any) -> Platform:
 
 
 def run(world: World, *, answer: bool = True, sink: RecordingSink | None = None, cancel: Cancel | None = None,
-        **opts: Any) -> Any:
-    questions: list[str] = []
+        asked: list[str] | None = None, **opts: Any) -> Any:
+    """Run `failover_app` answering ``answer`` to its confirmation; the questions it asks go to ``asked``."""
+    questions = asked if asked is not None else []
 
     def confirm(q: str) -> bool:
         questions.append(q)
         return answer
 
-    result = failover_app(platform(world), AppFailoverOptions(**{"region": "ams3", **opts}), confirm=confirm,
-                          events=sink or RecordingSink(), cancel=cancel, lookup=world.lookup)
-    result.questions = questions
-    return result
+    return failover_app(platform(world), AppFailoverOptions(**{"region": "ams3", **opts}), confirm=confirm,
+                        events=sink or RecordingSink(), cancel=cancel, lookup=world.lookup)
 
 
 def test_failover_repoints_verifies_every_server_and_measures_both_rtos(world: World, api: respx.MockRouter) -> None:
     world.lag = {"ns1.test:53": 0.5, "ns2.test:53": 3.0}
-    r = run(world)
+    questions: list[str] = []
+    r = run(world, asked=questions)
     assert r.outcome is Outcome.OK, r.message
     assert world.puts == [{"type": "CNAME", "name": "api", "data": STANDBY_HOST + ".", "ttl": 60}]
-    assert "learnhub-api-ams3" in r.questions[0] and "api.learnhub.example" in r.questions[0]
+    assert "learnhub-api-ams3" in questions[0] and "api.learnhub.example" in questions[0]
     assert (r.record.old, r.record.new, r.record.ttl) == (PRIMARY_HOST + ".", STANDBY_HOST + ".", 60)
     ns1, ns2 = r.nameservers
     assert ns1.changed_at is not None and ns2.changed_at is not None and ns1.changed_at < ns2.changed_at
@@ -159,8 +159,9 @@ def test_failover_repoints_verifies_every_server_and_measures_both_rtos(world: W
 
 def test_second_run_only_verifies(world: World, api: respx.MockRouter) -> None:
     world.data = STANDBY_HOST + "."
-    r = run(world)
-    assert r.outcome is Outcome.OK and r.already_pointing and world.puts == [] and r.questions == []
+    questions: list[str] = []
+    r = run(world, asked=questions)
+    assert r.outcome is Outcome.OK and r.already_pointing and world.puts == [] and questions == []
     assert r.dns_switched_seconds is None and r.timings.standby_verified is not None
 
 

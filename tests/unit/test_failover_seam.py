@@ -14,7 +14,7 @@ import pytest
 from doops import journal
 from doops.clients import pg
 from doops.clients.models import Account, DatabaseCluster, DatabaseEvent, DatabaseReplica
-from doops.config import Config, DatabasesSection, Objectives
+from doops.config import Config, DatabasesSection, Duration, Objectives
 from doops.errors import ApiError, UnknownStateError
 from doops.ops.failover import FailoverOptions, failover
 from doops.ops.seam import Cancel, FakeClock, Level, Outcome, RecordingSink, wait_until
@@ -109,7 +109,8 @@ class FakeDb:
 
 def platform(clock: FakeClock, do: FakeDo, db: FakeDb, rto: float = 120) -> Platform:
     p = Platform(access_token="t", api_url="https://api.digitalocean.com", clock=clock)
-    p._config = Config(databases=DatabasesSection(primary="learnhub-db"), objectives=Objectives(database_rto=rto))
+    p._config = Config(databases=DatabasesSection(primary="learnhub-db"),
+                       objectives=Objectives(database_rto=Duration(rto)))
     p._do, p._db = do, db  # type: ignore[assignment]
     return p
 
@@ -199,16 +200,16 @@ def test_lag_over_the_config_threshold_refuses_without_a_request(isolated_env: P
 
 def test_cancel_during_the_wait_reports_what_was_sent(isolated_env: Path) -> None:
     p, _, _, clock = setup(writable_after=10_000.0)
-    cancel = Cancel()
+    stop = Cancel()
     orig = clock.sleep
 
-    def sleep_then_cancel(seconds: float, c: Cancel | None = None) -> None:
-        orig(seconds, c)
+    def sleep_then_cancel(seconds: float, cancel: Cancel | None = None) -> None:
+        orig(seconds, cancel)
         if clock.monotonic() > 5:
-            cancel.cancel()
+            stop.cancel()
 
     clock.sleep = sleep_then_cancel  # type: ignore[method-assign]
-    result, _ = run(p, cancel=cancel)
+    result, _ = run(p, cancel=stop)
     assert result.outcome is Outcome.INTERRUPTED and "interrupted after promoting" in result.message
     assert "run the same command again" in (result.hint or "") and clock.monotonic() < 10
     assert journal.read_pending("failover", platform_key("c-1")) is not None  # a re-run verifies
@@ -228,8 +229,12 @@ def test_second_run_verifies_and_invents_no_rto(isolated_env: Path) -> None:
 def test_wait_until_backs_off_and_respects_cancel() -> None:
     clock = FakeClock()
     seen: list[float] = []
-    waited = wait_until(lambda: seen.append(clock.monotonic()) or None, timeout=3.0, clock=clock, interval=0.1,
-                        max_interval=1.0)
+
+    def never() -> object | None:
+        seen.append(clock.monotonic())
+        return None
+
+    waited = wait_until(never, timeout=3.0, clock=clock, interval=0.1, max_interval=1.0)
     assert waited.timed_out and not waited.done and waited.attempts == len(seen)
     gaps = [b - a for a, b in itertools.pairwise(seen)]
     assert gaps[0] == pytest.approx(0.1) and max(gaps) <= 1.0 and gaps == sorted(gaps)

@@ -47,7 +47,8 @@ def get(h: ResilientHttp, path: str = "/v2/account") -> httpx.Response:
 # Point 13: a wait for the rate limit longer than 2 s is said, once.
 
 def test_reset_wait_is_announced_once() -> None:
-    clock, said = FakeTime(), []
+    clock = FakeTime()
+    said: list[str] = []
     with respx.mock(base_url=API) as router:
         router.get("/v2/account").respond(200, json=ACCOUNT, headers={
             "ratelimit-limit": "5", "ratelimit-remaining": "0", "ratelimit-reset": str(int(clock.now + 50))})
@@ -60,7 +61,8 @@ def test_reset_wait_is_announced_once() -> None:
 
 
 def test_pacing_wait_is_announced_and_short_waits_are_not() -> None:
-    clock, said = FakeTime(), []
+    clock = FakeTime()
+    said: list[str] = []
     with respx.mock(base_url=API) as router:
         route = router.get("/v2/account")
         route.respond(200, json=ACCOUNT, headers={"ratelimit-remaining": "100",
@@ -77,7 +79,8 @@ def test_pacing_wait_is_announced_and_short_waits_are_not() -> None:
 
 
 def test_429_retry_after_is_announced() -> None:
-    clock, said = FakeTime(), []
+    clock = FakeTime()
+    said: list[str] = []
     with respx.mock(base_url=API) as router:
         router.get("/v2/account").mock(side_effect=[
             httpx.Response(429, json={"id": "too_many_requests", "message": "slow down"},
@@ -88,7 +91,8 @@ def test_429_retry_after_is_announced() -> None:
 
 
 def test_short_backoff_is_not_announced() -> None:
-    clock, said = FakeTime(), []
+    clock = FakeTime()
+    said: list[str] = []
     with respx.mock(base_url=API) as router:
         router.get("/v2/account").mock(side_effect=[httpx.Response(503), httpx.Response(200, json=ACCOUNT)])
         get(make_http(clock, said))

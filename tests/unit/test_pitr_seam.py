@@ -172,16 +172,16 @@ def test_failing_or_broken_verify_sql(isolated_env: Path) -> None:
 
 def test_cancel_while_waiting_then_resume_without_a_second_create(isolated_env: Path) -> None:
     p, do, db, clock = setup(online_after=60)
-    cancel = Cancel()
+    stop = Cancel()
     orig = clock.sleep
 
-    def sleep(seconds: float, c: Cancel | None = None) -> None:
-        orig(seconds, c)
+    def sleep(seconds: float, cancel: Cancel | None = None) -> None:
+        orig(seconds, cancel)
         if clock.monotonic() > 20:
-            cancel.cancel()
+            stop.cancel()
 
     clock.sleep = sleep  # type: ignore[method-assign]
-    first, _ = run(p, db, clock, cancel=cancel)
+    first, _ = run(p, db, clock, cancel=stop)
     assert first.outcome is Outcome.INTERRUPTED and "doctl databases delete n-1" in (first.hint or "")
     clock.sleep = orig  # type: ignore[method-assign]
     again, _ = run(p, db, clock, to="-15m", cleanup=True)  # the same command later: another relative point

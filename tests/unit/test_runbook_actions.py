@@ -333,7 +333,7 @@ def test_redeploy_and_restart_dry_runs_read_the_app_and_send_nothing(monkeypatch
     from doops.clients.models import AppInfo
 
     app = AppInfo.__new__(AppInfo)
-    app.id, app.name, app.components = "app-1", "learnhub-api", ["api", "ws"]  # type: ignore[misc]
+    app.id, app.name, app.components = "app-1", "learnhub-api", ["api", "ws"]
     monkeypatch.setattr("doops.ops.app.find_app", lambda platform, name: app)
     sent = Recorder(_app_result("restart"))
     monkeypatch.setattr("doops.ops.app.redeploy", sent)
@@ -484,9 +484,13 @@ def test_fault_applies_in_the_sandbox_dir_of_the_environment(monkeypatch: pytest
     from doops.ops.sandbox import FaultApplied
 
     seen: list[tuple[Path, Any]] = []
+
+    def fault(d: Path, spec: Any) -> FaultApplied:
+        seen.append((d, spec))
+        return FaultApplied(spec.kind, {"cluster": "learnhub-db"})
+
     monkeypatch.setenv("DOOPS_SANDBOX_DIR", str(tmp_path))
-    monkeypatch.setattr("doops.ops.sandbox.fault",
-                        lambda d, spec: seen.append((d, spec)) or FaultApplied(spec.kind, {"cluster": "learnhub-db"}))
+    monkeypatch.setattr("doops.ops.sandbox.fault", fault)
     res = A.ACTIONS["sandbox.fault"].run(ctx(), {"fault": "db-stop", "target": "learnhub-db"})
     assert seen == [(tmp_path, F.DbStop("learnhub-db"))]
     assert res.ok and res.outputs == {"kind": "db-stop", "applied": {"cluster": "learnhub-db"}, "note": None}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from doops.errors import UsageError
-from doops.ops.seam import Cancel, FakeClock, Level, Outcome, RecordingSink, wait_until
+from doops.ops.seam import Cancel, FakeClock, Level, Outcome, RecordingSink, Waited, wait_until
 from doops.platform import Platform
 from doops.runbook.engine import RunbookResult, plan_runbook, run_runbook
 from doops.runbook.expect import judge
@@ -49,7 +49,8 @@ class Fakes:
     def slow(self, ctx: StepContext, params: dict[str, Any]) -> ActionResult:
         """An operation waiting on its own (a promotion that never completes) until its cancel is set."""
         self.calls.append(("fake.slow", params, ctx.dry_run))
-        waited = wait_until(lambda: None, timeout=3600, clock=self.clock, cancel=ctx.cancel, interval=1.0)
+        waited: Waited[object] = wait_until(lambda: None, timeout=3600, clock=self.clock, cancel=ctx.cancel,
+                                            interval=1.0)
         return ActionResult(ok=False, outputs={}, outcome="interrupted" if waited.cancelled else "ok",
                             error="gave up waiting" if waited.cancelled else None)
 
@@ -392,6 +393,11 @@ rollbacks:
 
 def test_declining_the_confirmation_runs_nothing(fakes: Fakes) -> None:
     questions: list[str] = []
+
+    def decline(q: str) -> bool:
+        questions.append(q)
+        return False
+
     fakes.values["k"] = [1]
     res = run(HEAD + """steady_state:
   - probe: fake.probe
@@ -401,7 +407,7 @@ steps:
     action: fake.read_only
   - id: harmful
     action: fake.act
-""", fakes, confirm=lambda q: questions.append(q) is not None)
+""", fakes, confirm=decline)
     assert res.outcome is Outcome.DECLINED and fakes.calls == [] and fakes.reads == {}
     assert len(questions) == 1 and "harmful (fake.act)" in questions[0] and "harmless" not in questions[0]
 

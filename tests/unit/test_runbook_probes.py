@@ -111,7 +111,7 @@ def fake_pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         state["queries"].append((target.dbname, query))
         if isinstance(state["answer"], Exception):
             raise state["answer"]
-        return state["answer"]  # type: ignore[no-any-return]
+        return state["answer"]
 
     monkeypatch.setattr("doops.ops.pitr.find_cluster", find_cluster)
     monkeypatch.setattr("doops.ops.dbtarget.db_target", lambda platform, cluster, conn: Target())
@@ -241,7 +241,12 @@ def test_prometheus_unconfigured_or_failing_is_a_probe_error(monkeypatch: pytest
 
 def test_s3_heads_the_object_in_the_buckets_region(monkeypatch: pytest.MonkeyPatch) -> None:
     regions: list[str] = []
-    monkeypatch.setattr("doops.clients.spaces.make_client", lambda cfg, region: regions.append(region) or "s3")
+
+    def make_client(cfg: Any, region: str) -> str:
+        regions.append(region)
+        return "s3"
+
+    monkeypatch.setattr("doops.clients.spaces.make_client", make_client)
     heads = {"a.txt": ObjectHead("a.txt", True, "abc", datetime(2026, 11, 26, 5, tzinfo=UTC), 12)}
     monkeypatch.setattr("doops.clients.spaces.head_object",
                         lambda client, bucket, key: heads.get(key, ObjectHead(key, False)))

@@ -98,17 +98,21 @@ def test_trigger_lateness_around_the_fire_time() -> None:
 
     from doops.clients.models import Trigger
     from doops.ops.status.checks_api import _trigger
+    from doops.ops.status.engine import Runner
 
     class R:
         def __init__(self, now: datetime) -> None:
             self.now = now
 
+    def at(now: datetime) -> Runner:
+        return R(now)  # type: ignore[return-value]  # a stand-in Runner: _trigger reads only its .now
+
     t = Trigger("t", "SCHEDULED", True, "*/15 * * * *", datetime(2026, 1, 1, 12, 0, 3, tzinfo=UTC))
-    assert _trigger(R(datetime(2026, 1, 1, 12, 15, 30, tzinfo=UTC)), t)[0].value == "ok"  # 12:15 run not due yet
-    assert _trigger(R(datetime(2026, 1, 1, 12, 18, 0, tzinfo=UTC)), t)[0].value == "warn"  # 12:15 missed
-    assert _trigger(R(datetime(2026, 1, 1, 12, 33, 0, tzinfo=UTC)), t)[0].value == "crit"  # 12:15, 12:30 missed
+    assert _trigger(at(datetime(2026, 1, 1, 12, 15, 30, tzinfo=UTC)), t)[0].value == "ok"  # 12:15 run not due yet
+    assert _trigger(at(datetime(2026, 1, 1, 12, 18, 0, tzinfo=UTC)), t)[0].value == "warn"  # 12:15 missed
+    assert _trigger(at(datetime(2026, 1, 1, 12, 33, 0, tzinfo=UTC)), t)[0].value == "crit"  # 12:15, 12:30 missed
     stale = Trigger("s", "SCHEDULED", True, "*/15 * * * *", datetime(2020, 1, 1, tzinfo=UTC))
-    assert _trigger(R(datetime(2026, 1, 1, 12, 15, 30, tzinfo=UTC)), stale)[0].value == "crit"
+    assert _trigger(at(datetime(2026, 1, 1, 12, 15, 30, tzinfo=UTC)), stale)[0].value == "crit"
 
 
 def test_missing_explicit_config_is_exit_4(tmp_path: Path) -> None:

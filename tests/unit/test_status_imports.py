@@ -184,7 +184,7 @@ def test_clients_share_one_tls_context(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setattr(http, "_tls", {}, raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    clients = [http.ResilientHttp(), http.ResilientHttp(), WebClient()]
+    clients: list[http.ResilientHttp | WebClient] = [http.ResilientHttp(), http.ResilientHttp(), WebClient()]
     assert len(made) == 1 and made[0] == {"verify": True, "trust_env": True}
     # A trust store named in the environment is honoured as httpx honours it: a context of its own.
     import certifi

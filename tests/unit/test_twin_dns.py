@@ -177,6 +177,7 @@ def test_serial_moves_on_with_each_change(server: DnsServer, world: World) -> No
 def test_stop_closes_both_sockets(world: World) -> None:
     srv = DnsServer(world).start()
     port = srv.port
+    assert port is not None
     srv.stop()
     assert not srv.running
     with pytest.raises((OSError, dns.exception.Timeout)):

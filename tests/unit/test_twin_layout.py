@@ -149,7 +149,12 @@ def test_the_fleet_wait_adapter_names_what_it_waited_for() -> None:
     from doops.sandbox.pg_util import wait_until
 
     calls: list[int] = []
+
+    def never() -> bool:
+        calls.append(1)
+        return False
+
     with pytest.raises(TimeoutError, match="timed out after 0s waiting for the slot to go"):
-        wait_until(lambda: bool(calls.append(1)), 0.05, "the slot to go", interval=0.01)
+        wait_until(never, 0.05, "the slot to go", interval=0.01)
     assert len(calls) >= 2
     wait_until(lambda: True, 5, "nothing")
