@@ -3,13 +3,15 @@ each validates, runs green (outcome ok, every step and steady-state check passed
 met, no rollback needed) and leaves what it claims to leave. The fault-injecting drills break the sandbox for
 real; db-regional-failover promotes the replica for good, so it gets a sandbox of its own, while
 app-regional-failover fails back and runs on the shared one. Also: a JUnit report parsed back, and a dry run of
-the GDPR erasure that changes nothing anywhere."""
+the GDPR erasure that changes nothing anywhere. The production recover-* runbooks meet their outage as
+production would: the test injects the fault from outside first."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,10 @@ from tests.integration.conftest import Sandbox
 pytestmark = [pytest.mark.integration]
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+# The production runbooks: the recovery a sandbox-only drill rehearses, without injecting anything.
+RECOVERY = {"recover-db-region", "recover-app-release", "recover-app-region"}
 SHIPPED = {"db-regional-failover", "db-restore-drill", "app-bad-release", "app-regional-failover",
-           "storage-replication", "cdn-release", "gdpr-erasure"}
+           "storage-replication", "cdn-release", "gdpr-erasure", *RECOVERY}
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -147,6 +151,14 @@ def test_every_shipped_runbook_validates() -> None:
         assert yaml.safe_load(f.read_text())["name"] == f.stem
 
 
+def test_the_production_runbooks_inject_nothing_and_accept_a_real_api() -> None:
+    for name in RECOVERY:
+        rb = yaml.safe_load((RUNBOOKS / f"{name}.yaml").read_text())
+        assert "sandbox" not in (rb.get("requires") or []), name
+        steps = rb["steps"] + (rb.get("rollbacks") or []) + (rb.get("steady_state") or [])
+        assert not [s["id"] for s in steps if str(s.get("action", "")).startswith("sandbox.")], name
+
+
 # -- the shared sandbox -----------------------------------------------------------------------------------------
 
 
@@ -200,6 +212,39 @@ def test_app_regional_failover_cuts_dns_over_and_fails_back(sandbox: Sandbox) ->
     assert step(out, "dns-answers")["outputs"]["value"]["answer"] == [failover["record"]["new"]]
     assert objective(out, "dns")["target_seconds"] == 60 and objective(out, "rto")["target_seconds"] == 300
     assert step(out, "fail-back")["outputs"]["changed"] is True
+    after = api(sandbox, f"/v2/domains/learnhub.example/records/{record['id']}")["domain_record"]
+    assert after["data"] == record["data"], "failed back: the record points where it pointed"
+
+
+def test_recover_app_release_rolls_back_a_bad_release_met_from_outside(unpinned: Sandbox) -> None:
+    sb = unpinned
+    app = next(a for a in api(sb, "/v2/apps?per_page=200")["apps"] if a["spec"]["name"] == "learnhub-api")
+    good, live = app["active_deployment"]["id"], sb.state["apps"]["learnhub-api"] + "/api/health"
+    sb.fault(kind="bad-release", app="learnhub-api")
+    deployed = run_doops(["app", "redeploy", "learnhub-api", "--yes", "--timeout", "4s", "-o", "json"], env=sb.env)
+    assert deployed.exit_code == 2 and deployed.json["outcome"] == "verification_failed", deployed.stderr
+    wait_for(lambda: httpx.get(live, timeout=5).status_code == 503, 30, "users to meet the bad release")
+    out = assert_green(run_runbook(sb, "recover-app-release"), "recover-app-release")
+    rollback = step(out, "rollback")["outputs"]
+    assert rollback["from_deployment"] == deployed.json["deployment"] and rollback["to_deployment"] == good
+    assert rollback["committed"] is True and rollback["met"] is True
+    assert objective(out, "rto")["measured_seconds"] == rollback["rto_seconds"]
+    assert step(out, "healthy")["outputs"]["value"]["status"] == "ok"
+    assert httpx.get(live, timeout=5).status_code == 200
+
+
+def test_recover_app_region_fails_over_then_back_with_the_same_runbook(sandbox: Sandbox) -> None:
+    record = next(r for r in api(sandbox, "/v2/domains/learnhub.example/records?per_page=200")["domain_records"]
+                  if r["name"] == "api" and r["type"] == "CNAME")
+    sandbox.fault(kind="app-unhealthy", app="learnhub-api")
+    out = assert_green(run_runbook(sandbox, "recover-app-region", "--input", "region=ams3"), "recover-app-region")
+    failover = step(out, "failover")["outputs"]
+    assert failover["standby"] == "learnhub-api-ams3" and failover["record"]["old"] == record["data"]
+    assert step(out, "dns-answers")["outputs"]["value"]["answer"] == [failover["record"]["new"]]
+    assert objective(out, "dns")["target_seconds"] == 60 and objective(out, "rto")["target_seconds"] == 300
+    sandbox.clear()  # the region is healthy again: fail back with the same runbook
+    back = assert_green(run_runbook(sandbox, "recover-app-region", "--input", "region=nyc"), "recover-app-region")
+    assert step(back, "failover")["outputs"]["standby"] == "learnhub-api"
     after = api(sandbox, f"/v2/domains/learnhub.example/records/{record['id']}")["domain_record"]
     assert after["data"] == record["data"], "failed back: the record points where it pointed"
 
@@ -343,3 +388,25 @@ def test_db_regional_failover_promotes_the_replica_within_the_objective(fresh_sa
                          dbname="learnhub", sslmode="require", connect_timeout=5, autocommit=True) as conn:
         row = conn.execute("select pg_is_in_recovery()").fetchone()
     assert row is not None and row[0] is False
+
+
+def test_recover_db_region_promotes_the_replica_after_a_loss_met_from_outside(fresh_sandbox: Sandbox) -> None:
+    """Its own sandbox: the primary is killed from outside, then the production runbook promotes for good."""
+    sb = fresh_sandbox
+    sb.fault(kind="db-stop", cluster="learnhub-db")
+    detected_at = datetime.now(UTC)
+    detected = detected_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    out = assert_green(run_runbook(sb, "recover-db-region", "--input", "region=ams3", "--input",
+                                   "accept_data_loss=true", "--input", f"detected_at={detected}"),
+                       "recover-db-region")
+    failover = step(out, "failover")["outputs"]
+    assert failover["new_primary"]["name"] == "learnhub-db-ams3" and failover["met"] is True
+    rto = objective(out, "rto")
+    assert rto["target_seconds"] == 120 and rto["measured_seconds"] == failover["rto_seconds"]
+    writable = datetime.fromisoformat(failover["timings"]["writable"].replace("Z", "+00:00"))
+    assert abs((writable - detected_at).total_seconds() - rto["measured_seconds"]) < 0.01  # from detection
+    assert failover["next_steps"] and failover["warnings"]  # what to repoint; the old primary to keep fenced
+    again = run_runbook(sb, "recover-db-region", "--input", "region=ams3", "--input", "accept_data_loss=true")
+    assert again.exit_code == 2 and again.json["outcome"] == "objective_missed"  # verified, RTO not re-invented
+    assert step(again.json, "failover")["outputs"]["already_promoted"] is True
+    assert step(again.json, "writes-ok")["status"] == "ok"

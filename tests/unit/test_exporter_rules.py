@@ -28,7 +28,11 @@ RULE_TESTS = ROOT / "tests" / "data" / "prometheus" / "doops.rules.test.yml"
 ALERTS = {"DoopsCheckCritical", "DoopsReplicaLagOverObjective", "DoopsStorageReplicationBehind",
           "DoopsExporterDown", "DoopsExporterEvaluationFailing"}
 SHIPPED_RUNBOOKS = {"db-regional-failover", "db-restore-drill", "app-bad-release", "app-regional-failover",
-                    "storage-replication", "cdn-release", "gdpr-erasure"}
+                    "storage-replication", "cdn-release", "gdpr-erasure", "recover-db-region", "recover-app-release",
+                    "recover-app-region"}
+# The production runbooks that recover what a sandbox-only drill rehearses (the drill injects its fault).
+RECOVERS = {"db-regional-failover": "recover-db-region", "app-bad-release": "recover-app-release",
+            "app-regional-failover": "recover-app-region"}
 
 # Every check doops status makes (docs/status.md), and the runbook a crit on it must name (None: no runbook).
 CHECKS: dict[str, tuple[str, ...]] = {
@@ -109,10 +113,11 @@ def test_each_alert_has_severity_and_names_a_shipped_runbook_that_exists() -> No
         path = ROOT / "runbooks" / f"{runbook}.yaml"
         assert path.is_file(), f"{name} names runbooks/{runbook}.yaml: missing"
         if "sandbox" in (yaml.safe_load(path.read_text()).get("requires") or []):
-            # A drill that injects its fault refuses a real API: the page names the production command.
-            assert "doops runbook run" not in notes["runbook"], (name, notes["runbook"])
-            assert re.search(r"doops (failover db|failover app|app rollback)\b", notes["runbook"]), name
-            assert "--dry-run, then --yes" in notes["runbook"], name
+            # A drill that injects its fault refuses a real API: the page names the production runbook that does
+            # the same recovery, planned first.
+            assert f"runbooks/{runbook}.yaml" not in notes["runbook"], (name, notes["runbook"])
+            assert f"doops runbook plan runbooks/{RECOVERS[runbook]}.yaml" in notes["runbook"], (name, notes["runbook"])
+            assert "then run it with --yes" in notes["runbook"], name
         else:
             assert f"doops runbook run runbooks/{runbook}.yaml" in notes["runbook"], (name, notes["runbook"])
 
@@ -120,11 +125,13 @@ def test_each_alert_has_severity_and_names_a_shipped_runbook_that_exists() -> No
 def test_what_an_alert_tells_a_responder_to_run_is_accepted_in_production() -> None:
     """Each `doops runbook run FILE` an annotation names validates without `requires: [sandbox]`."""
     for rule in _rules():
-        for file in re.findall(r"doops runbook run (runbooks/[\w.-]+\.yaml)", rule["annotations"]["runbook"]):
+        for file in re.findall(r"doops runbook (?:plan|run) (runbooks/[\w.-]+\.yaml)", rule["annotations"]["runbook"]):
             requires = yaml.safe_load((ROOT / file).read_text()).get("requires") or []
             assert "sandbox" not in requires, (rule["alert"], file)
     named = {r["labels"].get("runbook") for r in _rules()} - {None}
-    assert named == SHIPPED_RUNBOOKS - {"gdpr-erasure"}  # every recovery runbook is reached by some alert
+    assert named == SHIPPED_RUNBOOKS - {"gdpr-erasure"} - set(RECOVERS.values())  # every drill is reached
+    told = {m for r in _rules() for m in re.findall(r"runbooks/(recover-[\w-]+)\.yaml", r["annotations"]["runbook"])}
+    assert told == set(RECOVERS.values())  # and every production recovery runbook is named by some page
 
 
 def test_only_the_exporter_down_alert_names_a_scrape_job() -> None:

@@ -94,7 +94,7 @@ FAILOVER_PARAMS = (
     Param("max_lag_seconds", "duration", doc="refuse above this lag (default: the config's thresholds)"),
     Param("rto", "duration", doc="recovery-time objective (default: objectives.database_rto)"),
     Param("timeout", "duration", default=600.0, doc="how long to wait for the promoted cluster to take a write"),
-    Param("detected_at", doc="RFC 3339 time the outage was detected (RTO counted from it)"),
+    Param("detected_at", doc="RFC 3339 time the outage was detected (RTO counted from it; empty: from the promote)"),
 )
 FAILOVER_OUTPUTS = (
     "cluster", "replica", "region", "dry_run", "prechecks", "timings", "rto_seconds", "rto_target_seconds", "met",
@@ -109,6 +109,8 @@ def run_failover(ctx: StepContext, params: dict[str, Any]) -> ActionResult:
 
     p = with_defaults(FAILOVER_PARAMS, params)
     detected = p["detected_at"]
+    if isinstance(detected, str) and not detected.strip():
+        detected = None  # an input left empty: not known, the RTO counts from the promote
     if isinstance(detected, str):
         try:
             detected = parse_rfc3339(detected)
