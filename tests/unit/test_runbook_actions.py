@@ -146,6 +146,16 @@ def test_failover_maps_params_to_options_and_result_to_outputs(monkeypatch: pyte
     assert res.outputs["rto_seconds"] == 7.5 and res.outputs["result"] == "ok"
 
 
+def test_a_failover_refusal_names_the_step_parameter_not_the_cli_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = ("failover of learnhub-db refused, nothing sent: replica lag: primary down: lag cannot be measured, "
+               "so data loss is unknown; pass --accept-data-loss to promote anyway")
+    monkeypatch.setattr("doops.ops.failover.failover", Recorder(_failover_result(Outcome.REFUSED, message)))
+    res = A.ACTIONS["db.failover"].run(ctx(), {"region": "ams3"})
+    assert not res.ok and res.outcome == "refused" and res.error is not None
+    assert "--accept-data-loss" not in res.error
+    assert res.error.endswith("pass accept_data_loss: true (the step's parameter) to promote anyway")
+
+
 def test_failover_defaults_when_only_the_region_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     op = Recorder(_failover_result())
     monkeypatch.setattr("doops.ops.failover.failover", op)

@@ -124,7 +124,21 @@ def run_failover(ctx: StepContext, params: dict[str, Any]) -> ActionResult:
         rto_seconds=seconds(p["rto"]), timeout_seconds=seconds(p["timeout"]) or 600.0, dry_run=ctx.dry_run,
         detected_at=detected if isinstance(detected, datetime) else None)
     result = failover(ctx.platform, opts, confirm=ctx.confirm, events=ctx.events, cancel=ctx.cancel)
-    return from_result(result, ctx.dry_run)
+    action = from_result(result, ctx.dry_run)
+    if action.error:
+        action.error = in_step_terms(action.error, FAILOVER_FLAGS)
+    return action
+
+
+# The failover operation names the command line's flags in its refusals; in a runbook they are the step's
+# parameters, so a refusal there says which parameter to set.
+FAILOVER_FLAGS = {"--accept-data-loss": "accept_data_loss: true", "--max-lag": "max_lag_seconds/max_lag_bytes"}
+
+
+def in_step_terms(message: str, flags: dict[str, str]) -> str:
+    for flag, param in flags.items():
+        message = message.replace(flag, f"{param} (the step's parameter)")
+    return message
 
 
 # -- db.pitr -------------------------------------------------------------------------------------------------
