@@ -393,6 +393,7 @@ def test_targets_off_loopback_are_never_contacted(monkeypatch: pytest.MonkeyPatc
         raise AssertionError("the twin must not reach the network")
 
     monkeypatch.setattr(httpx, "get", no_network)
+    monkeypatch.setattr(httpx.Client, "send", no_network)
     assert http_probe("https://learnhub-api-ac011.ondigitalocean.app/api/health") is None
     world = World.from_scenario(load_scenario(), clock=Clock())  # fake app backend: made-up public hosts
     assert world.monitoring._prober is None  # nothing real to watch: no thread

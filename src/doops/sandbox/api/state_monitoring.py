@@ -44,13 +44,30 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 Probe = Callable[[str], "bool | None"]
 
 
+_probe_client: httpx.Client | None = None
+_probe_client_lock = threading.Lock()
+
+
+def probe_client() -> httpx.Client:
+    """The one client every probe uses. Why not ``httpx.get``: each call builds a new TLS context (the CA
+    bundle parsed again, tens of milliseconds of CPU), and the prober asks every check every second: that
+    was a third of an idle sandbox's CPU. No keep-alive: each probe connects afresh, as an outside probe does,
+    so a server that stopped is seen at once."""
+    global _probe_client
+    with _probe_client_lock:
+        if _probe_client is None:
+            _probe_client = httpx.Client(timeout=PROBE_TIMEOUT, follow_redirects=False, trust_env=False,
+                                         limits=httpx.Limits(max_keepalive_connections=0))
+        return _probe_client
+
+
 def http_probe(url: str) -> bool | None:
     """Whether ``url`` answers 2xx/3xx; None when it is off loopback (never contacted: the sandbox has no
     network)."""
     if urlsplit(url).hostname not in LOOPBACK_HOSTS:
         return None
     try:
-        resp = httpx.get(url, timeout=PROBE_TIMEOUT, follow_redirects=False, trust_env=False)
+        resp = probe_client().get(url)
     except httpx.HTTPError:
         return False
     return 200 <= resp.status_code < 400
