@@ -345,10 +345,13 @@ class Supervisor:
             log.warning(self.notes[-1])
 
     def _wait_prometheus_targets(self, timeout: float = 30.0) -> None:
-        """Ready means scraped: wait until Prometheus reports every app target (and the Pushgateway) up."""
+        """Ready means scraped: wait until Prometheus reports every app target, the Pushgateway and itself up (a
+        target not scraped yet is ``unknown``, which `doops status` would judge down)."""
         if self.prom is None:
             return
         prom, jobs = self.prom, set(self.prom.scrape_targets)
+        if jobs and prom.port is not None:
+            jobs.add("prometheus")  # its self-scrape job (PrometheusRunner adds it to the config)
 
         def all_up() -> bool:
             if not jobs:  # nothing to scrape: ready whether or not Prometheus answers yet
