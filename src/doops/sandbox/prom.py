@@ -67,6 +67,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SELF_JOB = "prometheus"  # the job of its own /metrics, added to every config it writes
+
 class PrometheusRunner:
     """A prometheus process on 127.0.0.1 with its config, TSDB, log and pid file under ``data_dir``."""
 
@@ -122,6 +124,11 @@ class PrometheusRunner:
         """Pid of the running process."""
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def job_names(self) -> set[str]:
+        """Every job the config scrapes: those of scrape_targets and, once started, its own (SELF_JOB)."""
+        return set(self.scrape_targets) | ({SELF_JOB} if self.port is not None else set())
+
     def render_config(self) -> dict[str, Any]:
         """The prometheus.yml content: one job per entry of scrape_targets plus self-scrape."""
         interval = f"{int(self.scrape_interval * 1000)}ms"
@@ -129,8 +136,8 @@ class PrometheusRunner:
         jobs = [{"job_name": job, "metrics_path": "/metrics", **self.job_options.get(job, {}),
                  "static_configs": [{"targets": targets}]}
                 for job, targets in sorted(self.scrape_targets.items())]
-        if self.port is not None and "prometheus" not in self.scrape_targets:
-            jobs.append({"job_name": "prometheus",
+        if self.port is not None and SELF_JOB not in self.scrape_targets:
+            jobs.append({"job_name": SELF_JOB,
                          "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]})
         return {"global": {"scrape_interval": interval, "scrape_timeout": timeout,
                            "evaluation_interval": interval,

@@ -349,9 +349,8 @@ class Supervisor:
         target not scraped yet is ``unknown``, which `doops status` would judge down)."""
         if self.prom is None:
             return
-        prom, jobs = self.prom, set(self.prom.scrape_targets)
-        if jobs and prom.port is not None:
-            jobs.add("prometheus")  # its self-scrape job (PrometheusRunner adds it to the config)
+        prom = self.prom
+        jobs = prom.job_names if prom.scrape_targets else set()
 
         def all_up() -> bool:
             if not jobs:  # nothing to scrape: ready whether or not Prometheus answers yet
